@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both build
+# the virtualenv first, from nothing, so they work on a fresh clone.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LISTEN ?= tcp:8080
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit integration venv wheel lint clean
+
+venv: $(STAMP)
+
+# Editable in "compat" mode puts the checkout itself on sys.path, so twistd
+# finds twisted/plugins/llmedge_plugin.py here, as it will in site-packages.
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "llmedge needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	@echo "llmedge: serving the OpenAI API on $(LISTEN) from the mock provider (Ctrl-C stops)"
+	$(VENV)/bin/twistd --nodaemon --pidfile= llmedge --listen $(LISTEN)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+wheel: $(STAMP)
+	$(PY) -m pip wheel --quiet --no-deps -w dist .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info twisted/plugins/dropin.cache

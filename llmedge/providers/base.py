@@ -1,0 +1,105 @@
+# -*- test-case-name: tests.unit.test_mock_provider -*-
+"""
+What a provider is: the interface between llmedge's HTTP front and a model
+backend (the embedded mock, an OpenAI-compatible server, Anthropic).
+
+A provider receives a validated L{Call} and the upstream model name its route
+chose, and returns a L{Deferred}. For a plain request the Deferred fires with
+the response document (a C{dict} in OpenAI's shape). For C{"stream": true} it
+fires with an L{IEventStream}: the front registers it as the producer of the
+response, so a slow client pauses the provider (back-pressure), and stopping
+it cancels the work behind it.
+
+Cancelling the Deferred returned by a provider must stop whatever the
+provider started (timers, upstream connections): deadlines and client
+disconnects rely on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import Attribute, Interface
+
+CHAT = "chat.completions"
+COMPLETIONS = "completions"
+EMBEDDINGS = "embeddings"
+
+
+@dataclass(frozen=True)
+class Call:
+    """
+    One client request, as the providers see it.
+
+    @ivar endpoint: L{CHAT}, L{COMPLETIONS} or L{EMBEDDINGS}.
+    @ivar body: the validated JSON body; unknown fields are kept.
+    @ivar raw: the body exactly as received, for providers that forward it.
+    @ivar request_id: the id the client sees in C{x-request-id}.
+    """
+
+    endpoint: str
+    body: dict[str, Any]
+    raw: bytes = b""
+    request_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """
+        The public model name the client asked for.
+        """
+        return self.body["model"]
+
+    @property
+    def stream(self) -> bool:
+        """
+        Whether the client asked for a server-sent-event stream.
+        """
+        return self.body.get("stream") is True
+
+
+class IEventStream(IPushProducer):
+    """
+    A stream of server-sent events coming from a provider.
+
+    The provider does not write SSE framing: it delivers the text of each
+    C{data:} field, and the front frames it, adds keep-alives and the final
+    C{data: [DONE]}.
+    """
+
+    def start(receiver: Callable[[bytes], None]) -> Deferred[None]:
+        """
+        Begin delivering events to C{receiver}, one call per event, each the
+        JSON text of one chunk (without C{data: } or line ends).
+
+        @return: a Deferred that fires with L{None} after the last event, or
+            fails if the stream breaks. Cancelling it (or calling
+            C{stopProducing}) stops the stream and the work behind it.
+        """
+
+
+class IProvider(Interface):
+    """
+    A model backend.
+    """
+
+    name = Attribute("The provider's configured name, used in logs and errors.")
+
+    def chat_completion(call: Call, model: str) -> Deferred[dict | IEventStream]:
+        """
+        Answer a C{/v1/chat/completions} call with upstream model C{model}.
+        """
+
+    def completion(call: Call, model: str) -> Deferred[dict | IEventStream]:
+        """
+        Answer a legacy C{/v1/completions} call with upstream model C{model}.
+        """
+
+    def embedding(call: Call, model: str) -> Deferred[dict]:
+        """
+        Answer a C{/v1/embeddings} call with upstream model C{model}.
+        """

@@ -1,0 +1,365 @@
+# -*- test-case-name: tests.unit.test_mock_provider -*-
+"""
+The embedded mock provider: the default backend clients develop against.
+
+It answers every endpoint in OpenAI's exact shape with deterministic content
+derived from the request, so client tests are reproducible, and it honours
+the fields clients most often test their handling of (C{max_tokens}, C{stop},
+C{n}, C{response_format}, C{stream_options}, C{dimensions},
+C{encoding_format}). Usage numbers come from L{llmedge.providers.tokens}, so
+they agree with the content and with each other.
+
+Everything is timed by the injected reactor: an optional C{latency} before
+the answer and a C{stream_interval} between events. Streams deliver one
+event per reactor call, even with an interval of 0, so a slow client's
+back-pressure (C{pauseProducing}) really stops delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import struct
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from llmedge.providers.base import Call, IEventStream, IProvider
+from llmedge.providers.tokens import count_message_tokens, count_tokens, split_tokens
+
+FINGERPRINT = "fp_llmedge_mock"
+GREETING = "Hello from the llmedge mock provider."
+# OpenAI's legacy completions endpoint defaults max_tokens to 16.
+COMPLETION_DEFAULT_MAX_TOKENS = 16
+
+
+def _text_of(content: Any) -> str:
+    """
+    The text of a message's content; text parts are joined with spaces.
+    """
+    if content is None or isinstance(content, str):
+        return content or ""
+    return " ".join(
+        p.get("text") or "" for p in content
+        if isinstance(p, dict) and p.get("type") == "text"
+    )
+
+
+def _limit(text: str, max_tokens: int | None, stop: Any) -> tuple[str, str]:
+    """
+    Apply C{stop} then C{max_tokens} to generated C{text}, as a model would
+    meet them while generating: return the content and its finish reason.
+    """
+    stops = [stop] if isinstance(stop, str) else [s for s in stop or () if s]
+    cuts = [text.find(s) for s in stops if s and s in text]
+    if cuts:
+        text = text[: min(cuts)]
+    if max_tokens is not None:
+        pieces = split_tokens(text)
+        if len(pieces) > max_tokens:
+            return "".join(pieces[:max_tokens]), "length"
+    return text, "stop"
+
+
+def _first_set(body: dict, *names: str, default: Any = None) -> Any:
+    """
+    The first of C{names} given a non-null value in C{body}.
+    """
+    return next((body[k] for k in names if body.get(k) is not None), default)
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _chat_deltas(index: int, content: str, finish: str) -> list[dict]:
+    """
+    The chunk choices for one chat choice: role, one delta per token piece,
+    then the finish reason on an empty delta, as OpenAI streams them.
+    """
+    role = {"role": "assistant", "content": "", "refusal": None}
+    deltas = [role] + [{"content": piece} for piece in split_tokens(content)]
+    return [
+        {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+        for delta in deltas
+    ] + [{"index": index, "delta": {}, "logprobs": None, "finish_reason": finish}]
+
+
+def _text_deltas(index: int, text: str, finish: str) -> list[dict]:
+    """
+    The chunk choices for one legacy completion choice: one per token piece,
+    then an empty text carrying the finish reason.
+    """
+    return [
+        {"text": piece, "index": index, "logprobs": None, "finish_reason": None}
+        for piece in split_tokens(text)
+    ] + [{"text": "", "index": index, "logprobs": None, "finish_reason": finish}]
+
+
+def _embedding_vector(text: str, dimensions: int) -> bytes:
+    """
+    A unit vector derived from C{text} alone, as little-endian float32: both
+    encodings are made from these bytes, so they carry the same numbers.
+    """
+    raw = hashlib.shake_256(text.encode("utf-8")).digest(4 * dimensions)
+    values = [u / 2**31 - 1.0 for u in struct.unpack(f"<{dimensions}I", raw)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return struct.pack(f"<{dimensions}f", *(v / norm for v in values))
+
+
+def _inputs(value: Any, render: Callable[[list], str]) -> list[tuple[str, int]]:
+    """
+    Normalise a C{prompt} or C{input} (string, strings, token ids, lists of
+    token ids) to C{(text, tokens)} pairs; a token-id list counts as its
+    length and reads as C{render(ids)}.
+    """
+    if value is None or isinstance(value, str):
+        return [(value or "", count_tokens(value or ""))]
+    if value and all(isinstance(v, int) for v in value):
+        value = [value]
+    return [
+        (v, count_tokens(v)) if isinstance(v, str) else (render(v), len(v))
+        for v in value
+    ]
+
+
+@implementer(IEventStream)
+class _MockStream:
+    """
+    Deliver pre-built events one per C{callLater}, so pausing between any
+    two events is possible and stopping leaves no timer behind.
+    """
+
+    def __init__(self, reactor, interval: float, events: list[bytes]) -> None:
+        self._reactor = reactor
+        self._interval = interval
+        self._events = deque(events)
+        self._pending = None
+        self._paused = False
+        self._over = False
+        self._done: Deferred[None] | None = None
+        self._receiver: Callable[[bytes], None] | None = None
+
+    def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
+        if self._over:
+            return fail(CancelledError())
+        self._receiver = receiver
+        self._done = Deferred(lambda d: self.stopProducing())
+        self._schedule()
+        return self._done
+
+    def _schedule(self) -> None:
+        if self._done is None or self._over or self._paused or self._pending:
+            return
+        self._pending = self._reactor.callLater(self._interval, self._deliver)
+
+    def _deliver(self) -> None:
+        self._pending = None
+        if self._events:
+            try:
+                self._receiver(self._events.popleft())
+            except Exception:
+                self._finish(Failure())
+                return
+        if not self._events:
+            self._finish(None)
+        else:
+            self._schedule()
+
+    def _finish(self, failure: Failure | None) -> None:
+        if self._over:
+            return
+        self._over = True
+        self._cancel_pending()
+        if self._done is None:
+            return
+        if failure is None:
+            self._done.callback(None)
+        else:
+            self._done.errback(failure)
+
+    def _cancel_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self._cancel_pending()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        self._finish(Failure(CancelledError()))
+
+
+@implementer(IProvider)
+class MockProvider:
+    """
+    Answer every endpoint locally and deterministically.
+
+    The answer is built when the call arrives (so C{created} is the request
+    time, as with OpenAI) and handed over after C{latency} seconds; cancelling
+    the returned Deferred during that wait cancels the timer.
+
+    @ivar name: the provider's configured name.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        name: str = "mock",
+        embedding_dimensions: int = 1536,
+        stream_interval: float = 0.0,
+        latency: float = 0.0,
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self.name = name
+        self._reactor = reactor
+        self._dimensions = embedding_dimensions
+        self._interval = stream_interval
+        self._latency = latency
+        self._new_id = id_factory or (lambda: uuid.uuid4().hex)
+
+    def chat_completion(self, call: Call, model: str) -> Deferred:
+        return self._answer(lambda: self._chat(call.body, model, call.stream))
+
+    def completion(self, call: Call, model: str) -> Deferred:
+        return self._answer(lambda: self._completion(call.body, model, call.stream))
+
+    def embedding(self, call: Call, model: str) -> Deferred:
+        return self._answer(lambda: self._embedding(call.body, model))
+
+    def _answer(self, build: Callable[[], Any]) -> Deferred:
+        try:
+            result = build()
+        except Exception:
+            return fail()
+        if self._latency <= 0:
+            return succeed(result)
+        d = Deferred(lambda d: delayed.cancel())
+        delayed = self._reactor.callLater(self._latency, d.callback, result)
+        return d
+
+    def _head(self, prefix: str, kind: str, model: str) -> dict[str, Any]:
+        return {
+            "id": prefix + self._new_id(),
+            "object": kind,
+            "created": int(self._reactor.seconds()),
+            "model": model,
+            "system_fingerprint": FINGERPRINT,
+        }
+
+    def _stream(self, head, choices, body, usage) -> _MockStream:
+        """
+        One event per chunk choice; with C{include_usage}, every chunk
+        carries C{"usage": null} and a last, choiceless chunk the usage.
+        """
+        include = (body.get("stream_options") or {}).get("include_usage") is True
+        extra = {"usage": None} if include else {}
+        chunks = [{**head, "choices": [c], **extra} for c in choices]
+        if include:
+            chunks.append({**head, "choices": [], "usage": usage})
+        events = [json.dumps(c, separators=(",", ":")).encode() for c in chunks]
+        return _MockStream(self._reactor, self._interval, events)
+
+    def _chat(self, body: dict, model: str, stream: bool):
+        """
+        Reply "You said: <last user text>", as JSON when a JSON response
+        format is asked for, the same in each of the C{n} choices.
+        """
+        users = [m for m in body.get("messages") or () if m.get("role") == "user"]
+        text = f"You said: {_text_of(users[-1].get('content'))}" if users else GREETING
+        if (body.get("response_format") or {}).get("type") in (
+            "json_object", "json_schema"
+        ):
+            text = json.dumps({"reply": text})
+        limit = _first_set(body, "max_completion_tokens", "max_tokens")
+        content, finish = _limit(text, limit, body.get("stop"))
+        n = body.get("n") or 1
+        usage = _usage(
+            count_message_tokens(body.get("messages") or ()),
+            n * count_tokens(content),
+        )
+        kind = "chat.completion.chunk" if stream else "chat.completion"
+        head = self._head("chatcmpl-", kind, model)
+        if stream:
+            deltas = [c for i in range(n) for c in _chat_deltas(i, content, finish)]
+            return self._stream(head, deltas, body, usage)
+        message = {"role": "assistant", "content": content, "refusal": None}
+        choices = [
+            {"index": i, "message": dict(message), "logprobs": None,
+             "finish_reason": finish}
+            for i in range(n)
+        ]
+        return {**head, "choices": choices, "usage": usage}
+
+    def _completion(self, body: dict, model: str, stream: bool):
+        """
+        Complete each prompt with " This is a mock completion of: <prompt>"
+        (token-id prompts read as "<N tokens>"), C{n} times per prompt;
+        C{echo} puts the prompt before the generated text, outside
+        C{max_tokens}, C{stop} and the completion token count.
+        """
+        prompts = _inputs(body.get("prompt"), lambda ids: f"<{len(ids)} tokens>")
+        limit = _first_set(body, "max_tokens", default=COMPLETION_DEFAULT_MAX_TOKENS)
+        n = body.get("n") or 1
+        results, generated_tokens = [], 0
+        for prompt, _ in prompts:
+            generated, finish = _limit(
+                f" This is a mock completion of: {prompt}", limit, body.get("stop")
+            )
+            text = prompt + generated if body.get("echo") is True else generated
+            results += [(text, finish)] * n
+            generated_tokens += n * count_tokens(generated)
+        usage = _usage(sum(tokens for _, tokens in prompts), generated_tokens)
+        head = self._head("cmpl-", "text_completion", model)
+        if stream:
+            deltas = [
+                c for i, (text, finish) in enumerate(results)
+                for c in _text_deltas(i, text, finish)
+            ]
+            return self._stream(head, deltas, body, usage)
+        choices = [
+            {"text": text, "index": i, "logprobs": None, "finish_reason": finish}
+            for i, (text, finish) in enumerate(results)
+        ]
+        return {**head, "choices": choices, "usage": usage}
+
+    def _embedding(self, body: dict, model: str) -> dict[str, Any]:
+        """
+        One unit vector per input, from a hash of its text (token-id inputs:
+        their JSON text); C{base64} is little-endian float32, which is what
+        the official SDKs decode.
+        """
+        dimensions = body.get("dimensions") or self._dimensions
+        as_base64 = body.get("encoding_format") == "base64"
+        inputs = _inputs(body.get("input"), json.dumps)
+        data = []
+        for index, (text, _) in enumerate(inputs):
+            packed = _embedding_vector(text, dimensions)
+            if as_base64:
+                vector = base64.b64encode(packed).decode("ascii")
+            else:
+                vector = list(struct.unpack(f"<{dimensions}f", packed))
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(count for _, count in inputs)
+        return {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }

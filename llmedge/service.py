@@ -1,0 +1,152 @@
+# -*- test-case-name: tests.unit.test_service -*-
+"""
+L{EdgeService}: one llmedge instance, from its configuration to listening
+sockets.
+
+Listeners bind in C{privilegedStartService}, as Twisted's own port services
+do, so a port below 1024 can be bound before C{twistd --uid} drops root, and
+so a port that cannot be bound stops start-up with one line instead of
+leaving a daemon running that listens nowhere.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from llmedge.config import Config, ConfigError
+from llmedge.providers.router import build_router
+from llmedge.web.root import build_root
+from llmedge.web.site import EdgeSite
+
+
+def describe_address(address) -> str:
+    """
+    An address as an operator reads it: C{tcp:127.0.0.1:8080},
+    C{unix:/run/llmedge.sock}.
+    """
+    if hasattr(address, "port"):
+        return f"{address.type.lower()}:{address.host}:{address.port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return "unix:" + (name.decode() if isinstance(name, bytes) else name)
+    return str(address)
+
+
+class Listener(Service):
+    """
+    One endpoint serving one site.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        factory,
+        description: str,
+        origin: str = "--listen",
+    ) -> None:
+        self.endpoint = endpoint
+        self.factory = factory
+        self.description = description
+        self.origin = origin
+        self.port: IListeningPort | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        failures: list[Failure] = []
+        d = self.endpoint.listen(self.factory)
+        d.addCallbacks(self._listening, failures.append)
+        if failures:
+            raise ConfigError(
+                f"{self.origin}={self.description}: cannot listen: "
+                f"{failures[0].getErrorMessage()}"
+            )
+        if not d.called:
+            # Endpoints that bind later (none of Twisted's own) must not
+            # fail silently: say so, loudly.
+            d.addErrback(
+                lambda f: self._log.failure(
+                    "llmedge cannot listen on {endpoint}", f, endpoint=self.description
+                )
+            )
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+
+    def announce(self) -> None:
+        """
+        Log the bound address; tools wait for this line to know llmedge
+        serves (with C{tcp:0}, it is also how they learn the port).
+        """
+        if self.port is not None:
+            self._log.info(
+                "llmedge listening on {address}",
+                address=describe_address(self.port.getHost()),
+            )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is None:
+            return succeed(None)
+        return port.stopListening()
+
+
+class EdgeService(MultiService):
+    """
+    The top service: the site, the router and every listener.
+
+    @ivar site: the L{EdgeSite} all listeners share.
+    """
+
+    def __init__(self, config: Config, reactor: IReactorTime) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self.config = config
+        self.router = build_router(config, reactor)
+        self.site = EdgeSite(
+            build_root(self.router, reactor),
+            reactor=reactor,
+            max_request_size=config.max_request_size,
+        )
+        for description in config.listen:
+            try:
+                endpoint = serverFromString(reactor, description)
+            except Exception as e:  # endpoint parsers raise many kinds
+                raise ConfigError(
+                    f"{config.listen_origin}={description}: {_reason(e)}"
+                ) from None
+            listener = Listener(endpoint, self.site, description, config.listen_origin)
+            listener.setServiceParent(self)
+
+    def startService(self) -> None:
+        super().startService()
+        # Announce once the reactor runs (signal handlers installed, so a
+        # supervisor that reacts to the line can already stop us cleanly).
+        self._reactor.callWhenRunning(self._announce)
+
+    def _announce(self) -> None:
+        for listener in self:
+            listener.announce()
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except ConfigError as e:
+            # twistd has redirected stderr to the log by now: the message
+            # becomes one error line there, and the exit status is 1.
+            raise SystemExit(f"llmedge: {e}") from None
+
+
+def _reason(error: Exception) -> str:
+    """
+    The text of an endpoint error, on one line.
+    """
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:200]

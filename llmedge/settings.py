@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.unit.test_config -*-
+"""
+Every scalar setting llmedge has, declared once: its place in the TOML file,
+its environment variable, its parser and its default.
+
+One table means the file, the environment and the README cannot drift
+apart (a test checks the README against L{SETTINGS}). Parsers take a raw
+value (a string from the environment, a typed value from TOML) and return
+the parsed value or raise C{ValueError} with the reason; L{llmedge.config}
+turns that into the one-line error the operator sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("must be true or false")
+
+
+def integer(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ValueError("must be a whole number") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        if value < low or (high is not None and value > high):
+            span = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise ValueError(f"must be {span}")
+        return value
+
+    return parse
+
+
+def seconds(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError("must be a number of seconds") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return float(value)
+
+
+def seconds_or_zero(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return seconds(value)
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in allowed:
+            return value.strip().lower()
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+
+    return parse
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def comma_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise ValueError("must be a list of strings")
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def listen_list(value: Any) -> tuple[str, ...]:
+    items = comma_list(value) if isinstance(value, list | tuple) else None
+    if not items:
+        raise ValueError("must be a non-empty list of endpoint strings")
+    return items
+
+
+def address(value: Any) -> tuple[str, int]:
+    """
+    Parse C{host:port} (C{[v6]:port} for IPv6) as C{SERVER_ADDRESS} gives it.
+    """
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError("must be host:port")
+    host, _, port_text = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text) if port_text.strip().isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise ValueError("port must be a number from 0 to 65535")
+    return host, port
+
+
+@dataclass(frozen=True)
+class Setting:
+    """
+    One scalar setting: where it lives in the TOML file, its environment
+    variable (if any), its parser and its default.
+    """
+
+    section: str
+    key: str
+    env: str | None
+    parse: Callable[[Any], Any]
+    default: Any
+    doc: str = ""
+    secret: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server", "address", "SERVER_ADDRESS", address, "0.0.0.0:8080",
+            "host:port to listen on when no listen endpoints are given"),
+    Setting("server", "listen", None, listen_list, (),
+            "Twisted endpoint strings; --listen replaces this list"),
+    Setting("server", "timeout_seconds", "SERVER_TIMEOUT_SECONDS", seconds, 30.0,
+            "deadline for a whole request"),
+    Setting("server", "max_request_size", "MAX_REQUEST_SIZE", integer(1), 10485760,
+            "largest request body accepted, in bytes"),
+    Setting("auth", "enabled", "AUTH_ENABLED", boolean, True,
+            "require an API key on /v1"),
+    Setting("auth", "api_keys", "API_KEYS", comma_list, (),
+            "unnamed keys, plain or sha256:<hex>", secret=True),
+    Setting("auth", "health_check", "AUTH_HEALTH_CHECK", boolean, False,
+            "require a key on /health and /metrics too"),
+    Setting("rate_limit", "enabled", "RATE_LIMIT_ENABLED", boolean, True,
+            "limit requests per key"),
+    Setting("rate_limit", "rpm", "RATE_LIMIT_RPM", integer(1), 1000,
+            "requests per minute per key"),
+    Setting("rate_limit", "burst", "RATE_LIMIT_BURST", integer(1), 100,
+            "requests a key may send at once"),
+    Setting("rate_limit", "backend", "RATE_LIMIT_BACKEND", choice("memory", "redis"),
+            "memory", "where limit state lives"),
+    Setting("rate_limit", "redis_url", "REDIS_URL", text, "redis://127.0.0.1:6379/0",
+            "Redis for the redis backend"),
+    Setting("log", "level", "LOG_LEVEL",
+            choice("debug", "info", "warn", "warning", "error", "critical"), "info",
+            "lowest level logged"),
+    Setting("tracing", "enabled", "ENABLE_TRACING", boolean, True,
+            "propagate W3C trace context"),
+    Setting("metrics", "enabled", "ENABLE_METRICS", boolean, True,
+            "serve /metrics"),
+    Setting("tls", "enabled", "ENABLE_TLS", boolean, False,
+            "serve server.address over TLS"),
+    Setting("tls", "cert_path", "TLS_CERT_PATH", text, "",
+            "PEM certificate (chain) for tls.enabled"),
+    Setting("tls", "key_path", "TLS_KEY_PATH", text, "",
+            "PEM private key for tls.enabled"),
+)
+
+#: Provider kinds this version can build, and the settings each accepts in
+#: its C{[providers.NAME]} table (besides C{kind}).
+PROVIDER_KINDS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "mock": {
+        "embedding_dimensions": integer(1, 16384),
+        "stream_interval": seconds_or_zero,
+        "latency": seconds_or_zero,
+    },
+}
+
+#: The fields of one C{[[auth.keys]]} entry.
+KEY_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "name": text,
+    "key": text,
+    "rpm": integer(1),
+    "burst": integer(1),
+}

@@ -1,0 +1,81 @@
+# -*- test-case-name: tests.unit.test_tap -*-
+"""
+C{twistd llmedge}: command-line options and the service they make.
+
+Options only collect what was typed; L{makeService} merges them with the
+TOML file and the environment (L{llmedge.config.load}) and builds the
+service. A bad setting ends start-up with one line naming it, on standard
+error, and a non-zero exit status: no traceback, no usage text.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from llmedge import __version__
+from llmedge.config import ConfigError, load
+
+
+class Options(usage.Options):
+    synopsis = "[--listen ENDPOINT]... [--config FILE]"
+    longdesc = (
+        "Serve the OpenAI API on each --listen endpoint, authenticating, "
+        "limiting and observing requests and forwarding them to the configured "
+        "providers (with none configured, an embedded mock provider answers). "
+        "Settings come from defaults < the TOML file < the environment < these "
+        "options; see README.md for every setting."
+    )
+    optParameters = [
+        [
+            "config",
+            "c",
+            None,
+            "TOML configuration file (default: $LLMEDGE_CONFIG, else none).",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """
+        Listen on a Twisted endpoint string; repeat for several, e.g.
+        tcp:8080, ssl:8443:privateKey=key.pem:certKey=cert.pem,
+        unix:/run/llmedge/llmedge.sock, systemd:domain=INET:index=0
+        (default: tcp on $SERVER_ADDRESS, 0.0.0.0:8080).
+        """
+        self["listen"].append(endpoint)
+
+    def opt_version(self) -> None:
+        """
+        Print llmedge's version and exit.
+        """
+        print(f"llmedge {__version__}")
+        sys.exit(0)
+
+
+def makeService(
+    options: Options, reactor=None, environ: Mapping[str, str] | None = None
+) -> IService:
+    """
+    Build the llmedge service for C{twistd}, or exit with one line naming
+    the bad setting.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    from llmedge.service import EdgeService
+
+    environ = os.environ if environ is None else environ
+    path, origin = options["config"], "--config"
+    if not path:
+        path, origin = environ.get("LLMEDGE_CONFIG") or None, "LLMEDGE_CONFIG"
+    try:
+        return EdgeService(load(environ, path, options["listen"], origin), reactor)
+    except ConfigError as e:
+        raise SystemExit(f"llmedge: {e}") from None

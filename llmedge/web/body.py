@@ -1,0 +1,69 @@
+# -*- test-case-name: tests.unit.test_resources -*-
+"""
+Reading a request body as a JSON object, with the answers OpenAI gives when
+that fails: 415 when it is not declared as JSON, 400 when it does not parse
+or is not an object.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llmedge.errors import invalid_request, unsupported_media_type
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def is_json_media_type(value: bytes | None) -> bool:
+    """
+    Whether a C{Content-Type} value is C{application/json}, parameters (such
+    as C{charset=utf-8}) allowed. A plain split: Twisted's own parser builds
+    an email message per call, and this is on every request's path.
+    """
+    if value is None:
+        return False
+    return value.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def read_json_object(request) -> tuple[dict[str, Any], bytes]:
+    """
+    The request's body as a JSON object, and the raw bytes it came from.
+
+    @raise llmedge.errors.APIError: 415 or 400.
+    """
+    content_type = request.getHeader(b"content-type")
+    if not is_json_media_type(content_type):
+        raise unsupported_media_type(
+            None if content_type is None else content_type.decode("latin-1")[:80]
+        )
+    raw = request.content.read()
+    try:
+        document = json.loads(raw, parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        raise invalid_request(
+            "We could not parse the JSON body of your request: it is not valid UTF-8."
+        ) from None
+    except ValueError as e:
+        raise invalid_request(
+            f"We could not parse the JSON body of your request: {e}."
+        ) from None
+    except RecursionError:
+        raise invalid_request(
+            "We could not parse the JSON body of your request: it is nested too deeply."
+        ) from None
+    if not isinstance(document, dict):
+        raise invalid_request(
+            f"The request body must be a JSON object, not {_json_type(document)}."
+        )
+    return document, raw
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return {list: "an array", str: "a string"}.get(type(value), "a number")

@@ -1,0 +1,56 @@
+# -*- test-case-name: tests.unit.test_resources -*-
+"""
+C{/health}, C{/health/live} and C{/health/ready}: cheap, public answers for
+load balancers and orchestrators.
+
+C{live} says only that the reactor turns (it answered); C{ready} says whether
+this instance should get traffic. Both are separate from C{/health} so a
+probe can ask the question it means.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from twisted.internet.interfaces import IReactorTime
+
+from llmedge import __version__
+from llmedge.web.resource import Endpoint, Leaf, write_json
+
+
+class Live(Leaf):
+    def render_GET(self, request) -> bytes:
+        return write_json(request, {"status": "alive"})
+
+
+class Ready(Leaf):
+    """
+    Ready while nothing says otherwise; draining and provider probes (later)
+    turn it to 503.
+    """
+
+    def render_GET(self, request) -> bytes:
+        return write_json(request, {"status": "ready"})
+
+
+class Health(Endpoint):
+    """
+    C{GET /health}: status, version and the server's clock.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        super().__init__()
+        self._clock = clock
+        self.putChild(b"live", Live())
+        self.putChild(b"ready", Ready())
+
+    def render_GET(self, request) -> bytes:
+        now = datetime.fromtimestamp(self._clock.seconds(), UTC)
+        return write_json(
+            request,
+            {
+                "status": "healthy",
+                "version": __version__,
+                "timestamp": now.isoformat().replace("+00:00", "Z"),
+            },
+        )

@@ -1,0 +1,159 @@
+# -*- test-case-name: tests.unit.test_request -*-
+"""
+L{EdgeRequest}: the per-request object for every listener.
+
+Two jobs cannot be done by a resource, because Twisted reads the whole body
+before any resource runs, and both are done here:
+
+  - the body-size limit, enforced while the body arrives: a declared
+    C{Content-Length} over the limit is answered at once with a 413, before
+    the client sends the body, and a chunked body is cut off at the first
+    chunk past the limit, so nothing over the limit is ever buffered;
+  - cancelling the work behind a request when its client goes away
+    (L{EdgeRequest.track}), so nothing keeps running for nobody.
+
+It also gives each request its id, kept from the client's C{x-request-id}
+when sane, and answers unexpected failures with OpenAI error JSON rather than
+Twisted's HTML traceback page.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+
+from llmedge.errors import error_from_failure, raw_response, request_too_large, write_error
+
+#: A client-supplied request id is kept only if it is this shape: printable
+#: ASCII without spaces, at most 128 characters, so it is safe to log and to
+#: send upstream as a header.
+SANE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+
+#: After refusing an oversized body, keep reading (and discarding) what the
+#: client still sends for this long before closing, so the client reads the
+#: 413 instead of a connection reset.
+LINGER_SECONDS = 2.0
+
+
+class EdgeRequest(Request):
+    """
+    A request that enforces the site's C{max_request_size} while reading,
+    carries a C{request_id}, and cancels its tracked work on disconnect.
+    """
+
+    defaultContentType = b"application/json"
+    _log = Logger()
+
+    request_id: str = ""
+    _refused = False
+    _work: Deferred | None = None
+    _linger: IDelayedCall | None = None
+
+    # -- body size ---------------------------------------------------------
+
+    def gotLength(self, length: int | None) -> None:
+        limit = self.channel.site.max_request_size
+        if length is not None and length > limit:
+            self.content = io.BytesIO()
+            self._refuse(limit)
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        limit = self.channel.site.max_request_size
+        if self.content.tell() + len(data) > limit:
+            self._refuse(limit)
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)
+
+    def _refuse(self, limit: int) -> None:
+        """
+        Answer 413 straight on the transport and stop reading the body.
+
+        No resource has run yet and Twisted has not parsed the request line
+        into this object, so the response is written whole here. A client
+        waiting on C{Expect: 100-continue} must not be told to continue, so
+        that header is dropped before Twisted looks at it.
+        """
+        self._refused = True
+        self.requestHeaders.removeHeader(b"expect")
+        request_id = self._pick_request_id()
+        transport = self.channel.transport
+        transport.write(
+            raw_response(request_too_large(limit), [(b"x-request-id", request_id)])
+        )
+        self._log.info(
+            "Refused request {request_id}: body over {limit} bytes",
+            request_id=request_id.decode("ascii"),
+            limit=limit,
+        )
+        # Half-close where the transport can (TCP): the client reads the 413
+        # while what it still sends is discarded. Either way the connection
+        # is aborted after LINGER_SECONDS, so a client that neither reads
+        # nor stops sending cannot hold it.
+        getattr(transport, "loseWriteConnection", transport.loseConnection)()
+        self._linger = self.channel.site.reactor.callLater(
+            LINGER_SECONDS, transport.abortConnection
+        )
+
+    # -- request id ----------------------------------------------------------
+
+    def _pick_request_id(self) -> bytes:
+        given = self.requestHeaders.getRawHeaders(b"x-request-id")
+        if given and SANE_REQUEST_ID.fullmatch(given[0]):
+            chosen = given[0]
+        else:
+            chosen = self.channel.site.make_request_id().encode("ascii")
+        self.request_id = chosen.decode("ascii")
+        return chosen
+
+    def process(self) -> None:
+        self.setHeader(b"x-request-id", self._pick_request_id())
+        super().process()
+
+    # -- work and failures ---------------------------------------------------
+
+    def track(self, work: Deferred) -> Deferred:
+        """
+        Make C{work} the Deferred to cancel if the client goes away.
+
+        @return: C{work}, for chaining.
+        """
+        self._work = work
+
+        def forget(result):
+            if self._work is work:
+                self._work = None
+            return result
+
+        work.addBoth(forget)
+        return work
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        work, self._work = self._work, None
+        if work is not None and not work.called:
+            work.cancel()
+
+    def processingFailed(self, reason: Failure) -> Failure:
+        """
+        Answer an unexpected failure with a 500 in OpenAI's shape; the
+        traceback goes to the log, never to the client.
+        """
+        write_error(self, error_from_failure(reason))
+        return reason

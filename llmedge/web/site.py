@@ -1,0 +1,50 @@
+# -*- test-case-name: tests.unit.test_request -*-
+"""
+L{EdgeSite}: the Twisted Web site every listener serves.
+
+It carries what the per-request object needs from the service (the body
+limit, the reactor for timers, the source of request ids) so that
+L{llmedge.web.request.EdgeRequest} needs no globals.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.resource import IResource
+from twisted.web.server import Site
+
+from llmedge.web.request import EdgeRequest
+
+
+def random_request_id() -> str:
+    """
+    A fresh request id in OpenAI's style (C{req_} and 32 hex digits).
+    """
+    return "req_" + uuid.uuid4().hex
+
+
+class EdgeSite(Site):
+    """
+    A L{Site} building L{EdgeRequest}s and never showing tracebacks.
+
+    @ivar max_request_size: the largest request body accepted, in bytes.
+    @ivar make_request_id: makes an id for a request that brought none.
+    """
+
+    requestFactory = EdgeRequest
+    displayTracebacks = False
+
+    def __init__(
+        self,
+        resource: IResource,
+        *,
+        reactor: IReactorTime,
+        max_request_size: int,
+        make_request_id: Callable[[], str] = random_request_id,
+    ) -> None:
+        super().__init__(resource, reactor=reactor)
+        self.max_request_size = max_request_size
+        self.make_request_id = make_request_id

@@ -1,0 +1,62 @@
+# -*- test-case-name: tests.unit.test_streaming -*-
+"""
+Relaying a provider's L{IEventStream} to the client as server-sent events.
+
+The stream is registered as the response's producer, so when the client
+reads slowly Twisted pauses the provider instead of buffering without bound.
+The framing (C{data: ...}, the blank line, the closing C{data: [DONE]}) is
+written here, once, for every provider.
+
+A stream that fails after it started cannot change its status code any more:
+it ends with one C{data:} event carrying an OpenAI error object (what OpenAI
+itself sends), then closes, so the SDKs raise instead of hanging.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+
+from llmedge.errors import error_from_failure
+from llmedge.providers.base import IEventStream
+
+DONE = b"data: [DONE]\n\n"
+
+
+def event(data: bytes) -> bytes:
+    """
+    Frame one event's data (which has no line breaks: it is compact JSON).
+    """
+    return b"data: " + data + b"\n\n"
+
+
+def relay(request, stream: IEventStream) -> Deferred[None]:
+    """
+    Send C{stream} as the response to C{request} and finish it.
+
+    @return: the Deferred of the stream's delivery, tracked by the request
+        so a disconnect cancels it; it fires when the response is over.
+    """
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-cache")
+    request.setHeader(b"X-Accel-Buffering", b"no")
+    request.write(b"")  # headers (request id, rate limits) before the first event
+    request.registerProducer(stream, True)
+    done = request.track(stream.start(lambda data: request.write(event(data))))
+
+    def finished(result: None | Failure) -> None:
+        if request._disconnected or request.finished:
+            return None
+        request.unregisterProducer()
+        if isinstance(result, Failure):
+            if result.check(CancelledError):
+                return None
+            request.write(event(error_from_failure(result).body()))
+        else:
+            request.write(DONE)
+        request.finish()
+        return None
+
+    done.addBoth(finished)
+    return done

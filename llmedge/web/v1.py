@@ -1,0 +1,115 @@
+# -*- test-case-name: tests.unit.test_resources -*-
+"""
+The OpenAI API under C{/v1}: chat completions, legacy completions,
+embeddings and models.
+
+Each POST endpoint does the same four steps, in L{ModelCall}: read the body
+as JSON, validate it for its endpoint, ask the router which provider serves
+the model, and hand the provider's answer back (a JSON document, or a stream
+relayed as server-sent events). The provider's Deferred is tracked by the
+request, so a client that disconnects cancels the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import maybeDeferred
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET
+
+from llmedge.errors import error_from_failure, write_error
+from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Call, IEventStream
+from llmedge.providers.router import Router
+from llmedge.validation import validate_chat, validate_completion, validate_embedding
+from llmedge.web.body import read_json_object
+from llmedge.web.resource import Endpoint, Leaf, Node, json_bytes, write_json
+from llmedge.web.sse import relay
+
+
+class ModelCall(Leaf):
+    """
+    A POST endpoint that sends a validated call to the provider of its model.
+
+    @param method: the name of the L{IProvider} method that answers it.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        endpoint: str,
+        validate: Callable[[Any], dict[str, Any]],
+        method: str,
+    ) -> None:
+        super().__init__()
+        self._router = router
+        self._endpoint = endpoint
+        self._validate = validate
+        self._method = method
+
+    def render_POST(self, request):
+        body, raw = read_json_object(request)
+        call = Call(self._endpoint, self._validate(body), raw, request.request_id)
+        provider, model = self._router.route(call.model)[0]
+        work = request.track(maybeDeferred(getattr(provider, self._method), call, model))
+        work.addCallback(self._answer, request)
+        work.addErrback(self._fail, request)
+        return NOT_DONE_YET
+
+    def _answer(self, answer: dict[str, Any] | IEventStream, request) -> None:
+        if request._disconnected or request.finished:
+            return
+        if IEventStream.providedBy(answer):
+            relay(request, answer)
+            return
+        body = json_bytes(answer)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Content-Length", b"%d" % (len(body),))
+        request.write(body)
+        request.finish()
+
+    def _fail(self, reason: Failure, request) -> None:
+        write_error(request, error_from_failure(reason))
+
+
+class Models(Endpoint):
+    """
+    C{GET /v1/models} lists the public model names; C{GET /v1/models/<name>}
+    describes one (names may contain slashes, as C{org/model} ones do).
+    """
+
+    isLeaf = True
+
+    def __init__(self, router: Router) -> None:
+        super().__init__()
+        self._router = router
+
+    def render_GET(self, request) -> bytes:
+        name = b"/".join(request.postpath).decode("utf-8", "replace")
+        if not name:
+            return write_json(request, self._router.list_models())
+        return write_json(request, self._router.describe(name))
+
+
+def build_v1(router: Router) -> Node:
+    """
+    The C{/v1} subtree.
+    """
+    v1 = Node()
+    chat = Node()
+    chat.putChild(
+        b"completions",
+        ModelCall(router, CHAT, validate_chat, "chat_completion"),
+    )
+    v1.putChild(b"chat", chat)
+    v1.putChild(
+        b"completions",
+        ModelCall(router, COMPLETIONS, validate_completion, "completion"),
+    )
+    v1.putChild(
+        b"embeddings",
+        ModelCall(router, EMBEDDINGS, validate_embedding, "embedding"),
+    )
+    v1.putChild(b"models", Models(router))
+    return v1

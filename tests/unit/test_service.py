@@ -1,0 +1,154 @@
+"""
+L{EdgeService}: from a configuration to listening ports, bound in
+C{privilegedStartService}, and back.
+"""
+
+import pytest
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import fail, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+
+from llmedge.config import load
+from llmedge.service import EdgeService, Listener, describe_address
+
+
+class RecordingPort:
+    def __init__(self, address):
+        self.address = address
+        self.stopped = False
+
+    def getHost(self):
+        return self.address
+
+    def stopListening(self):
+        self.stopped = True
+        return succeed(None)
+
+
+class PortRecordingReactor(MemoryReactorClock):
+    """
+    A memory reactor whose ports remember being stopped.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.ports = []
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        super().listenTCP(port, factory, backlog, interface)
+        self.ports.append(RecordingPort(IPv4Address("TCP", interface or "0.0.0.0", port)))
+        return self.ports[-1]
+
+
+class RefusingReactor(MemoryReactorClock):
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+
+
+class FailingEndpoint:
+    def listen(self, factory):
+        return fail(CannotListenError("127.0.0.1", 80, OSError(13, "Permission denied")))
+
+
+def service(listen, reactor=None):
+    reactor = MemoryReactorClock() if reactor is None else reactor
+    return EdgeService(load({}, None, listen), reactor), reactor
+
+
+def test_nothing_listens_before_privileged_start():
+    _, reactor = service(["tcp:8081"])
+    assert reactor.tcpServers == []
+
+
+def test_privileged_start_listens_on_every_endpoint():
+    edge, reactor = service(["tcp:8081:interface=127.0.0.1", "tcp:8082"])
+    edge.privilegedStartService()
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
+        (8081, "127.0.0.1"),
+        (8082, ""),
+    ]
+
+
+def test_every_listener_serves_the_one_site():
+    edge, reactor = service(["tcp:8081", "tcp:8082"])
+    edge.privilegedStartService()
+    assert [factory for _, factory, _, _ in reactor.tcpServers] == [edge.site, edge.site]
+
+
+def test_site_enforces_the_configured_body_limit():
+    edge = EdgeService(load({"MAX_REQUEST_SIZE": "99"}, None, ["tcp:0"]), MemoryReactorClock())
+    assert edge.site.max_request_size == 99
+
+
+def test_start_does_not_listen_again():
+    edge, reactor = service(["tcp:8081"])
+    edge.privilegedStartService()
+    edge.startService()
+    assert len(reactor.tcpServers) == 1
+
+
+def test_stop_stops_every_port():
+    edge, reactor = service(["tcp:8081", "tcp:8082"], PortRecordingReactor())
+    edge.privilegedStartService()
+    edge.startService()
+    stopped = []
+    edge.stopService().addCallback(stopped.append)
+    assert stopped
+    assert [port.stopped for port in reactor.ports] == [True, True]
+    assert [listener.port for listener in edge] == [None, None]
+
+
+def test_stop_of_a_listener_that_never_listened_succeeds():
+    listener = Listener(FailingEndpoint(), None, "tcp:80")
+    done = []
+    listener.stopService().addCallback(done.append)
+    assert done == [None]
+
+
+def test_listener_remembers_its_port():
+    edge, reactor = service(["tcp:8081"], PortRecordingReactor())
+    edge.privilegedStartService()
+    [listener] = edge
+    assert listener.port is reactor.ports[0]
+
+
+def test_port_that_cannot_be_bound_exits_with_one_line():
+    edge, _ = service(["tcp:8081"], RefusingReactor())
+    with pytest.raises(SystemExit) as caught:
+        edge.privilegedStartService()
+    message = caught.value.code
+    assert message.startswith("llmedge: --listen=tcp:8081: cannot listen: ")
+    assert "Address already in use" in message
+    assert "\n" not in message
+
+
+def test_listener_whose_endpoint_fails_names_endpoint_and_reason():
+    edge, _ = service(["tcp:0"])
+    Listener(FailingEndpoint(), edge.site, "tcp:80").setServiceParent(edge)
+    with pytest.raises(SystemExit) as caught:
+        edge.privilegedStartService()
+    message = caught.value.code
+    assert "--listen=tcp:80" in message
+    assert "Permission denied" in message
+    assert "\n" not in message
+
+
+def test_unparseable_endpoint_is_refused_when_the_service_is_built():
+    from llmedge.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--listen=bogus:1: "):
+        service(["bogus:1"])
+
+
+@pytest.mark.parametrize(
+    "address,text",
+    [
+        (IPv4Address("TCP", "127.0.0.1", 8080), "tcp:127.0.0.1:8080"),
+        (IPv6Address("TCP", "::1", 8080), "tcp:::1:8080"),
+        (UNIXAddress(b"/run/llmedge.sock"), "unix:/run/llmedge.sock"),
+        (UNIXAddress("/run/llmedge.sock"), "unix:/run/llmedge.sock"),
+    ],
+)
+def test_describe_address(address, text):
+    assert describe_address(address) == text
