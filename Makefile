@@ -33,6 +33,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
+lint: $(STAMP)
+	$(PY) -m pip install --quiet pyflakes
+	$(PY) -m pyflakes llmedge tests twisted
+
 wheel: $(STAMP)
 	$(PY) -m pip wheel --quiet --no-deps -w dist .
 

@@ -23,15 +23,14 @@ import json
 import math
 import struct
 import uuid
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.python.failure import Failure
+from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from llmedge.providers.base import Call, IEventStream, IProvider
+from llmedge.providers.base import Call, IProvider
+from llmedge.providers.paced import PacedStream
 from llmedge.providers.tokens import count_message_tokens, count_tokens, split_tokens
 
 FINGERPRINT = "fp_llmedge_mock"
@@ -134,78 +133,6 @@ def _inputs(value: Any, render: Callable[[list], str]) -> list[tuple[str, int]]:
     ]
 
 
-@implementer(IEventStream)
-class _MockStream:
-    """
-    Deliver pre-built events one per C{callLater}, so pausing between any
-    two events is possible and stopping leaves no timer behind.
-    """
-
-    def __init__(self, reactor, interval: float, events: list[bytes]) -> None:
-        self._reactor = reactor
-        self._interval = interval
-        self._events = deque(events)
-        self._pending = None
-        self._paused = False
-        self._over = False
-        self._done: Deferred[None] | None = None
-        self._receiver: Callable[[bytes], None] | None = None
-
-    def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
-        if self._over:
-            return fail(CancelledError())
-        self._receiver = receiver
-        self._done = Deferred(lambda d: self.stopProducing())
-        self._schedule()
-        return self._done
-
-    def _schedule(self) -> None:
-        if self._done is None or self._over or self._paused or self._pending:
-            return
-        self._pending = self._reactor.callLater(self._interval, self._deliver)
-
-    def _deliver(self) -> None:
-        self._pending = None
-        if self._events:
-            try:
-                self._receiver(self._events.popleft())
-            except Exception:
-                self._finish(Failure())
-                return
-        if not self._events:
-            self._finish(None)
-        else:
-            self._schedule()
-
-    def _finish(self, failure: Failure | None) -> None:
-        if self._over:
-            return
-        self._over = True
-        self._cancel_pending()
-        if self._done is None:
-            return
-        if failure is None:
-            self._done.callback(None)
-        else:
-            self._done.errback(failure)
-
-    def _cancel_pending(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-        self._cancel_pending()
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._schedule()
-
-    def stopProducing(self) -> None:
-        self._finish(Failure(CancelledError()))
-
-
 @implementer(IProvider)
 class MockProvider:
     """
@@ -263,7 +190,7 @@ class MockProvider:
             "system_fingerprint": FINGERPRINT,
         }
 
-    def _stream(self, head, choices, body, usage) -> _MockStream:
+    def _stream(self, head, choices, body, usage) -> PacedStream:
         """
         One event per chunk choice; with C{include_usage}, every chunk
         carries C{"usage": null} and a last, choiceless chunk the usage.
@@ -274,7 +201,7 @@ class MockProvider:
         if include:
             chunks.append({**head, "choices": [], "usage": usage})
         events = [json.dumps(c, separators=(",", ":")).encode() for c in chunks]
-        return _MockStream(self._reactor, self._interval, events)
+        return PacedStream(self._reactor, self._interval, events)
 
     def _chat(self, body: dict, model: str, stream: bool):
         """
