@@ -55,6 +55,14 @@ class EdgeRequest(Request):
     _work: Deferred | None = None
     _linger: IDelayedCall | None = None
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Twisted parses form bodies (urlencoded, multipart) of every POST
+        # into request.args; llmedge takes JSON only, so that work is waste,
+        # and a malformed multipart body would get Twisted's bare 400 instead
+        # of our 415. (Older Twisted, 24.7 among them, has no switch.)
+        self._parsePOSTFormSubmission = False
+
     # -- body size ---------------------------------------------------------
 
     def gotLength(self, length: int | None) -> None:

@@ -174,3 +174,11 @@ def test_disconnect_cancels_the_tracked_work(edge):
     connection.lose()
     assert cancelled == [True]
     assert connection.transport.value() == b""
+
+
+def test_malformed_form_body_gets_json_415_not_a_bare_400(edge):
+    response = edge.request(
+        "POST", "/v1/chat/completions", body=b"--x\r\nnot a form",
+        headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
