@@ -20,9 +20,14 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $@
 
+# A development key, so the daemon runs with authentication on, as in
+# production; an API_KEYS already in the environment is used instead.
+DEV_KEY ?= dev-key
+
 run: $(STAMP)
-	@echo "llmedge: serving the OpenAI API on $(LISTEN) from the mock provider (Ctrl-C stops)"
-	$(VENV)/bin/twistd --nodaemon --pidfile= llmedge --listen $(LISTEN)
+	@echo "llmedge: the OpenAI API on $(LISTEN), answered by the mock provider (Ctrl-C stops)"
+	@echo "llmedge: API key: $${API_KEYS:-$(DEV_KEY)}   e.g. curl -H 'Authorization: Bearer $${API_KEYS:-$(DEV_KEY)}' ..."
+	API_KEYS="$${API_KEYS:-$(DEV_KEY)}" $(VENV)/bin/twistd --nodaemon --pidfile= llmedge --listen $(LISTEN)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import RESPONSES
@@ -147,6 +147,53 @@ def request_too_large(limit: int) -> APIError:
     )
 
 
+_BEARER = [(b"WWW-Authenticate", b'Bearer realm="llmedge"')]
+
+
+def missing_api_key() -> APIError:
+    """
+    401 for a request that brought no key.
+    """
+    return APIError(
+        401,
+        "You didn't provide an API key. Send it as 'Authorization: Bearer "
+        "YOUR_KEY' or in the 'x-api-key' header.",
+        type="authentication_error",
+        code="missing_api_key",
+        headers=_BEARER,
+    )
+
+
+def invalid_api_key(message: str = "Incorrect API key provided.") -> APIError:
+    """
+    401 for a key llmedge does not know. The message never repeats the key.
+    """
+    return APIError(
+        401, message, type="authentication_error", code="invalid_api_key", headers=_BEARER
+    )
+
+
+def rate_limited(message: str, headers: Iterable[tuple[bytes, bytes]]) -> APIError:
+    """
+    429; C{headers} carry C{Retry-After} and the C{x-ratelimit-*} set.
+    """
+    return APIError(
+        429, message, type="rate_limit_error", code="rate_limit_exceeded", headers=headers
+    )
+
+
+def deadline_exceeded() -> APIError:
+    """
+    504 for a request that ran out of time (C{SERVER_TIMEOUT_SECONDS}).
+    """
+    return APIError(
+        504,
+        "The request did not complete within the server's time limit.",
+        type="server_error",
+        code="timeout",
+    )
+
+
 def internal_error() -> APIError:
     """
     500 for a failure llmedge did not expect; the details go to the log only.
@@ -169,6 +216,8 @@ def error_from_failure(reason: Failure) -> APIError:
     """
     if reason.check(APIError):
         return reason.value
+    if reason.check(TimeoutError):
+        return deadline_exceeded()
     if not reason.check(CancelledError):
         _log.failure("Unexpected failure while handling a request", reason)
     return internal_error()

@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from llmedge.config import Config, ConfigError
+from llmedge.keys import KeyRing
+from llmedge.limits.memory import MemoryStore
 from llmedge.providers.router import build_router
 from llmedge.web.root import build_root
 from llmedge.web.site import EdgeSite
@@ -98,23 +100,52 @@ class Listener(Service):
         return port.stopListening()
 
 
+def build_limits(config: Config, reactor: IReactorTime) -> MemoryStore | None:
+    """
+    The rate-limit store the configuration asks for, or L{None} when rate
+    limiting is off.
+    """
+    if not config["rate_limit.enabled"]:
+        return None
+    if config["rate_limit.backend"] != "memory":
+        raise ConfigError(
+            f"RATE_LIMIT_BACKEND={config['rate_limit.backend']!r}: not available in "
+            "this version (use memory)"
+        )
+    return MemoryStore(reactor)
+
+
 class EdgeService(MultiService):
     """
-    The top service: the site, the router and every listener.
+    The top service: the site, the router, the rate-limit store and every
+    listener.
 
     @ivar site: the L{EdgeSite} all listeners share.
     """
+
+    _log = Logger()
 
     def __init__(self, config: Config, reactor: IReactorTime) -> None:
         super().__init__()
         self._reactor = reactor
         self.config = config
+        self.keys = KeyRing.from_config(config)
+        if config["auth.enabled"] and not self.keys:
+            raise ConfigError(
+                "AUTH_ENABLED=true but no API keys are configured (API_KEYS or "
+                "[[auth.keys]]): add one (llmedge generate-key), or set "
+                "AUTH_ENABLED=false to serve without authentication"
+            )
+        self.limits = build_limits(config, reactor)
+        if self.limits is not None:
+            self.limits.setServiceParent(self)
         self.router = build_router(config, reactor)
         self.site = EdgeSite(
-            build_root(self.router, reactor),
+            build_root(config, self.router, reactor, self.keys, self.limits),
             reactor=reactor,
             max_request_size=config.max_request_size,
         )
+        self.listeners: list[Listener] = []
         for description in config.listen:
             try:
                 endpoint = serverFromString(reactor, description)
@@ -124,15 +155,21 @@ class EdgeService(MultiService):
                 ) from None
             listener = Listener(endpoint, self.site, description, config.listen_origin)
             listener.setServiceParent(self)
+            self.listeners.append(listener)
 
     def startService(self) -> None:
         super().startService()
+        if not self.config["auth.enabled"]:
+            self._log.warn(
+                "Authentication is off (AUTH_ENABLED=false): anyone who can "
+                "connect may use /v1"
+            )
         # Announce once the reactor runs (signal handlers installed, so a
         # supervisor that reacts to the line can already stop us cleanly).
         self._reactor.callWhenRunning(self._announce)
 
     def _announce(self) -> None:
-        for listener in self:
+        for listener in self.listeners:
             listener.announce()
 
     def privilegedStartService(self) -> None:

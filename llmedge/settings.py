@@ -97,6 +97,14 @@ def listen_list(value: Any) -> tuple[str, ...]:
     return items
 
 
+def path_list(value: Any) -> tuple[str, ...]:
+    paths = comma_list(value)
+    for path in paths:
+        if not path.startswith("/"):
+            raise ValueError(f"{path!r} must start with /")
+    return paths
+
+
 def address(value: Any) -> tuple[str, int]:
     """
     Parse C{host:port} (C{[v6]:port} for IPv6) as C{SERVER_ADDRESS} gives it.
@@ -147,6 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
             "unnamed keys, plain or sha256:<hex>", secret=True),
     Setting("auth", "health_check", "AUTH_HEALTH_CHECK", boolean, False,
             "require a key on /health and /metrics too"),
+    Setting("auth", "public_paths", "AUTH_PUBLIC_PATHS", path_list, ("/health", "/metrics"),
+            "path prefixes served without a key"),
     Setting("rate_limit", "enabled", "RATE_LIMIT_ENABLED", boolean, True,
             "limit requests per key"),
     Setting("rate_limit", "rpm", "RATE_LIMIT_RPM", integer(1), 1000,
@@ -156,7 +166,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limit", "backend", "RATE_LIMIT_BACKEND", choice("memory", "redis"),
             "memory", "where limit state lives"),
     Setting("rate_limit", "redis_url", "REDIS_URL", text, "redis://127.0.0.1:6379/0",
-            "Redis for the redis backend"),
+            "Redis for the redis backend", secret=True),
     Setting("log", "level", "LOG_LEVEL",
             choice("debug", "info", "warn", "warning", "error", "critical"), "info",
             "lowest level logged"),

@@ -23,7 +23,7 @@ import io
 import re
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Request
@@ -51,7 +51,10 @@ class EdgeRequest(Request):
     _log = Logger()
 
     request_id: str = ""
+    #: The L{llmedge.keys.ApiKey} that authenticated this request, if any.
+    api_key = None
     _refused = False
+    _deadline: tuple[IReactorTime, float] | None = None
     _work: Deferred | None = None
     _linger: IDelayedCall | None = None
 
@@ -134,13 +137,24 @@ class EdgeRequest(Request):
 
     # -- work and failures ---------------------------------------------------
 
+    def set_deadline(self, clock: IReactorTime, when: float) -> None:
+        """
+        Bound all work tracked from now on to end by C{when} on C{clock}.
+        """
+        self._deadline = (clock, when)
+
     def track(self, work: Deferred) -> Deferred:
         """
-        Make C{work} the Deferred to cancel if the client goes away.
+        Make C{work} the Deferred to cancel if the client goes away or the
+        deadline passes; in the latter case it fails with
+        L{twisted.internet.defer.TimeoutError}.
 
         @return: C{work}, for chaining.
         """
         self._work = work
+        if self._deadline is not None:
+            clock, when = self._deadline
+            work.addTimeout(max(0.0, when - clock.seconds()), clock)
 
         def forget(result):
             if self._work is work:

@@ -1,29 +1,65 @@
 # -*- test-case-name: tests.unit.test_resources -*-
 """
-The root of llmedge's resource tree, as DESIGN.md draws it::
+The root of llmedge's resource tree, and the wrappers that protect it::
 
-    /health, /health/live, /health/ready     public
-    /v1/...                                  the OpenAI API
+    Authenticated(                                  unless AUTH_ENABLED=false
+        /health, /health/live, /health/ready        public unless AUTH_HEALTH_CHECK
+        /v1 = RateLimited(Deadline(V1)))            RateLimited unless disabled
 
-Wrappers for authentication, rate limits and deadlines go around C{v1} here,
-and nowhere else, so the tree shows what protects what.
+Authentication guards the whole tree, with public path prefixes, so a path
+is protected unless opened on purpose; rate limits and the deadline concern
+the API only. Everything is decided here, so the tree shows what protects
+what.
 """
 
 from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
+from twisted.web.resource import IResource
 
+from llmedge.config import Config
+from llmedge.keys import KeyRing
+from llmedge.limits.gcra import Limit
+from llmedge.limits.store import IRateLimitStore
 from llmedge.providers.router import Router
+from llmedge.web.auth import Authenticated
+from llmedge.web.deadline import Deadline
 from llmedge.web.health import Health
+from llmedge.web.ratelimit import RateLimited
 from llmedge.web.resource import Node
 from llmedge.web.v1 import build_v1
 
+#: What AUTH_HEALTH_CHECK=true takes out of the public paths.
+HEALTH_PATHS = ("/health", "/metrics")
 
-def build_root(router: Router, clock: IReactorTime) -> Node:
+
+def public_paths(config: Config) -> tuple[str, ...]:
     """
-    The whole tree for one site.
+    The path prefixes served without a key.
+    """
+    paths = config["auth.public_paths"]
+    if config["auth.health_check"]:
+        paths = tuple(p for p in paths if p not in HEALTH_PATHS)
+    return paths
+
+
+def build_root(
+    config: Config,
+    router: Router,
+    clock: IReactorTime,
+    keys: KeyRing,
+    limits: IRateLimitStore | None,
+) -> IResource:
+    """
+    The whole tree for one site, wrapped as the configuration says.
     """
     root = Node()
     root.putChild(b"health", Health(clock))
-    root.putChild(b"v1", build_v1(router))
-    return root
+    v1: IResource = Deadline(build_v1(router), config.timeout_seconds, clock)
+    if config["rate_limit.enabled"] and limits is not None:
+        default = Limit(per_minute=config["rate_limit.rpm"], burst=config["rate_limit.burst"])
+        v1 = RateLimited(v1, limits, default)
+    root.putChild(b"v1", v1)
+    if not config["auth.enabled"]:
+        return root
+    return Authenticated(root, keys, public_paths(config))

@@ -14,11 +14,25 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
+#: The key the shared daemon accepts.
+API_KEY = "sk-integration-test-key"
+
+
 @pytest.fixture(scope="module")
 def daemon():
     """
     One daemon for a test module, with a small body limit so the limit is
-    cheap to cross.
+    cheap to cross, and a burst large enough that only the rate-limit tests
+    meet the limit.
     """
-    with Daemon(env={"MAX_REQUEST_SIZE": "65536"}) as running:
+    env = {"MAX_REQUEST_SIZE": "65536", "API_KEYS": API_KEY, "RATE_LIMIT_BURST": "10000"}
+    with Daemon(env=env) as running:
         yield running
+
+
+@pytest.fixture
+def auth():
+    """
+    Headers carrying the shared daemon's key.
+    """
+    return {"Authorization": f"Bearer {API_KEY}"}

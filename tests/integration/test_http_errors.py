@@ -12,13 +12,16 @@ import subprocess
 
 import pytest
 
+from tests.integration.conftest import API_KEY
+
 LIMIT = 65536  # the daemon fixture's MAX_REQUEST_SIZE
 
 
 def request(daemon, method, path, body=None, headers=None):
     host, port = daemon.host_port
     connection = http.client.HTTPConnection(host, port, timeout=10)
-    connection.request(method, path, body=body, headers=headers or {})
+    headers = {"Authorization": f"Bearer {API_KEY}", **(headers or {})}
+    connection.request(method, path, body=body, headers=headers)
     response = connection.getresponse()
     payload = response.read()
     connection.close()
@@ -148,7 +151,8 @@ def test_curl_upload_over_the_limit_reads_the_413(daemon, tmp_path):
     big.write_bytes(b'{"model": "mock", "input": "' + b"x" * (4 * LIMIT) + b'"}')
     result = subprocess.run(
         ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-H",
-         "Content-Type: application/json", "--data-binary", f"@{big}",
+         "Content-Type: application/json", "-H", f"Authorization: Bearer {API_KEY}",
+         "--data-binary", f"@{big}",
          daemon.base_url + "/v1/embeddings"],
         capture_output=True, timeout=30, text=True)
     body, _, status = result.stdout.rpartition("\n")

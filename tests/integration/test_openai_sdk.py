@@ -8,10 +8,12 @@ import struct
 import openai
 import pytest
 
+from tests.integration.conftest import API_KEY
+
 
 @pytest.fixture(scope="module")
 def client(daemon):
-    return openai.OpenAI(base_url=daemon.base_url + "/v1", api_key="dev-key", max_retries=0)
+    return openai.OpenAI(base_url=daemon.base_url + "/v1", api_key=API_KEY, max_retries=0)
 
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -109,7 +111,7 @@ def test_async_client_streams(daemon):
 
     async def main():
         client = openai.AsyncOpenAI(
-            base_url=daemon.base_url + "/v1", api_key="dev-key", max_retries=0)
+            base_url=daemon.base_url + "/v1", api_key=API_KEY, max_retries=0)
         stream = await client.chat.completions.create(
             model="mock", messages=MESSAGES, stream=True)
         return [chunk async for chunk in stream]

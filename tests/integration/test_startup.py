@@ -16,11 +16,15 @@ from llmedge.testing import Daemon
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
+#: Settings that let the daemon start; tests override them.
+BASE = {"API_KEYS": "sk-startup-test"}
+
+
 def run_twistd(*args, env=None, cwd=None, timeout=60):
     import os
 
     return subprocess.run(
-        [*TWISTD, *args], env={**os.environ, **(env or {})}, cwd=cwd,
+        [*TWISTD, *args], env={**os.environ, **BASE, **(env or {})}, cwd=cwd,
         capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -98,7 +102,8 @@ def test_plugin_help_documents_every_option():
 
 def test_tcp_and_unix_listeners_serve_side_by_side(tmp_path):
     path = tmp_path / "llmedge.sock"
-    with Daemon(["--listen", "tcp:0:interface=127.0.0.1", "--listen", f"unix:{path}"]) as d:
+    with Daemon(["--listen", "tcp:0:interface=127.0.0.1", "--listen", f"unix:{path}"],
+                env=BASE) as d:
         assert d.addresses[1] == f"unix:{path}"
         assert json.loads(get_over_unix_socket(str(path), "/health"))["status"] == "healthy"
         connection = http.client.HTTPConnection(*d.host_port, timeout=10)
@@ -118,13 +123,29 @@ def get_over_unix_socket(path, target):
 
 
 def test_server_address_decides_when_no_listen_is_given():
-    with Daemon([], env={"SERVER_ADDRESS": "127.0.0.1:0"}) as d:
+    with Daemon([], env={**BASE, "SERVER_ADDRESS": "127.0.0.1:0"}) as d:
         assert d.addresses[0].startswith("tcp:127.0.0.1:")
 
 
 def test_sigterm_stops_the_daemon():
-    daemon = Daemon().start()
+    daemon = Daemon(env=BASE).start()
     status = daemon.stop()
     # twistd re-raises SIGTERM after a clean reactor stop (systemd: success)
     assert status in (0, -15)
     assert "Main loop terminated." in daemon.log
+
+
+def test_auth_on_without_keys_refuses_to_start():
+    result = run_twistd("--nodaemon", "--pidfile=", "llmedge", env={"API_KEYS": ""})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "AUTH_ENABLED=true but no API keys are configured" in lines[0]
+
+
+def test_auth_off_is_a_logged_choice():
+    with Daemon(env={"API_KEYS": "", "AUTH_ENABLED": "false"}) as d:
+        assert any("Authentication is off" in line for line in d.output)
+        connection = http.client.HTTPConnection(*d.host_port, timeout=10)
+        connection.request("GET", "/v1/models")
+        assert connection.getresponse().status == 200

@@ -8,6 +8,8 @@ import json
 import pytest_twisted
 import treq
 
+from tests.integration.conftest import API_KEY
+
 CHAT = {"model": "mock", "stream": True, "messages": [{"role": "user", "content": "ping"}]}
 
 
@@ -15,7 +17,7 @@ CHAT = {"model": "mock", "stream": True, "messages": [{"role": "user", "content"
 def test_stream_arrives_as_events_ending_with_done(daemon):
     response = yield treq.post(
         daemon.base_url + "/v1/chat/completions",
-        json=CHAT, unbuffered=True, headers={"x-request-id": "treq-1"})
+        json=CHAT, unbuffered=True, headers={"x-request-id": "treq-1", "x-api-key": API_KEY})
     assert response.code == 200
     assert response.headers.getRawHeaders("x-request-id") == ["treq-1"]
     pieces = []

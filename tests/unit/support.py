@@ -100,10 +100,15 @@ class Harness:
     environ: dict[str, str] = field(default_factory=dict)
     config_path: str | None = None
 
+    #: Protection is off unless a test turns it on: most tests are about
+    #: something else, and the wrappers have tests of their own.
+    DEFAULTS = {"AUTH_ENABLED": "false", "RATE_LIMIT_ENABLED": "false"}
+
     def __post_init__(self) -> None:
         self.reactor = MemoryReactorClock()
         self.reactor.advance(1_800_000_000)
-        self.config = load(self.environ, self.config_path, ["tcp:0"])
+        environ = {**self.DEFAULTS, **self.environ}
+        self.config = load(environ, self.config_path, ["tcp:0"])
         self.service = EdgeService(self.config, self.reactor)
         self.site = self.service.site
 

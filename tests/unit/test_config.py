@@ -11,20 +11,6 @@ from twisted.internet.testing import MemoryReactor
 from llmedge.config import ConfigError, ProviderConfig, Target, load
 
 
-@pytest.fixture
-def toml(tmp_path):
-    """
-    Write a TOML file and return its path.
-    """
-
-    def write(text: str) -> str:
-        path = tmp_path / "llmedge.toml"
-        path.write_text(text)
-        return str(path)
-
-    return write
-
-
 def config_error(environ=None, path=None, listen=()) -> str:
     """
     The text of the ConfigError that loading these settings raises.

@@ -9,7 +9,7 @@ from twisted.internet.defer import fail, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 
-from llmedge.config import load
+from llmedge.config import ConfigError, load
 from llmedge.service import EdgeService, Listener, describe_address
 
 
@@ -53,7 +53,7 @@ class FailingEndpoint:
 
 def service(listen, reactor=None):
     reactor = MemoryReactorClock() if reactor is None else reactor
-    return EdgeService(load({}, None, listen), reactor), reactor
+    return EdgeService(load({"AUTH_ENABLED": "false"}, None, listen), reactor), reactor
 
 
 def test_nothing_listens_before_privileged_start():
@@ -77,7 +77,7 @@ def test_every_listener_serves_the_one_site():
 
 
 def test_site_enforces_the_configured_body_limit():
-    edge = EdgeService(load({"MAX_REQUEST_SIZE": "99"}, None, ["tcp:0"]), MemoryReactorClock())
+    edge = EdgeService(load({"MAX_REQUEST_SIZE": "99", "AUTH_ENABLED": "false"}, None, ["tcp:0"]), MemoryReactorClock())
     assert edge.site.max_request_size == 99
 
 
@@ -96,7 +96,7 @@ def test_stop_stops_every_port():
     edge.stopService().addCallback(stopped.append)
     assert stopped
     assert [port.stopped for port in reactor.ports] == [True, True]
-    assert [listener.port for listener in edge] == [None, None]
+    assert [listener.port for listener in edge.listeners] == [None, None]
 
 
 def test_stop_of_a_listener_that_never_listened_succeeds():
@@ -109,7 +109,7 @@ def test_stop_of_a_listener_that_never_listened_succeeds():
 def test_listener_remembers_its_port():
     edge, reactor = service(["tcp:8081"], PortRecordingReactor())
     edge.privilegedStartService()
-    [listener] = edge
+    [listener] = edge.listeners
     assert listener.port is reactor.ports[0]
 
 
@@ -152,3 +152,32 @@ def test_unparseable_endpoint_is_refused_when_the_service_is_built():
 )
 def test_describe_address(address, text):
     assert describe_address(address) == text
+
+
+def test_auth_on_without_keys_refuses_to_build():
+    with pytest.raises(ConfigError) as caught:
+        EdgeService(load({}, None, ["tcp:0"]), MemoryReactorClock())
+    message = str(caught.value)
+    assert "AUTH_ENABLED" in message and "API_KEYS" in message
+    assert "\n" not in message
+
+
+def test_redis_backend_is_refused_until_it_exists():
+    config = load({"AUTH_ENABLED": "false", "RATE_LIMIT_BACKEND": "redis"}, None, ["tcp:0"])
+    with pytest.raises(ConfigError, match="RATE_LIMIT_BACKEND"):
+        EdgeService(config, MemoryReactorClock())
+
+
+def test_rate_limit_store_runs_with_the_service():
+    edge, reactor = service(["tcp:0"])
+    assert edge.limits in edge
+    edge.privilegedStartService()
+    edge.startService()
+    assert reactor.getDelayedCalls()
+    edge.stopService()
+    assert reactor.getDelayedCalls() == []
+
+
+def test_no_store_when_rate_limiting_is_off():
+    config = load({"AUTH_ENABLED": "false", "RATE_LIMIT_ENABLED": "false"}, None, ["tcp:0"])
+    assert EdgeService(config, MemoryReactorClock()).limits is None

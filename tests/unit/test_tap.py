@@ -20,7 +20,8 @@ def parse(*argv: str) -> Options:
 
 
 def make(argv=(), environ=None):
-    return makeService(parse(*argv), reactor=MemoryReactorClock(), environ=environ or {})
+    environ = {"AUTH_ENABLED": "false", **(environ or {})}
+    return makeService(parse(*argv), reactor=MemoryReactorClock(), environ=environ)
 
 
 def exit_message(argv=(), environ=None) -> str:
@@ -72,17 +73,18 @@ def test_service_is_a_multiservice_of_listeners():
     service = make(["--listen", "tcp:8081"])
     assert IService.providedBy(service)
     assert isinstance(service, MultiService)
-    assert all(isinstance(child, Listener) for child in service)
+    assert [type(child) for child in service.listeners] == [Listener]
+    assert all(child in service for child in service.listeners)
 
 
 def test_one_listener_per_listen_option_in_order():
     service = make(["--listen", "tcp:8081", "--listen", "tcp:8082"])
-    assert [child.description for child in service] == ["tcp:8081", "tcp:8082"]
+    assert [child.description for child in service.listeners] == ["tcp:8081", "tcp:8082"]
 
 
 def test_without_listen_uses_server_address_from_environ():
     service = make(environ={"SERVER_ADDRESS": "127.0.0.1:9001"})
-    assert [child.description for child in service] == ["tcp:9001:interface=127.0.0.1"]
+    assert [child.description for child in service.listeners] == ["tcp:9001:interface=127.0.0.1"]
 
 
 def test_settings_come_from_the_passed_environ():
@@ -116,7 +118,7 @@ def test_llmedge_config_from_environ_is_read_without_config_option(tmp_path):
     path.write_text('[server]\nlisten = ["tcp:7001"]\n')
     service = make(environ={"LLMEDGE_CONFIG": str(path)})
     assert service.config.source == str(path)
-    assert [child.description for child in service] == ["tcp:7001"]
+    assert [child.description for child in service.listeners] == ["tcp:7001"]
 
 
 def test_config_option_beats_llmedge_config(tmp_path):
@@ -124,7 +126,7 @@ def test_config_option_beats_llmedge_config(tmp_path):
     chosen.write_text('[server]\nlisten = ["tcp:7002"]\n')
     environ = {"LLMEDGE_CONFIG": str(tmp_path / "absent.toml")}
     service = make(["--config", str(chosen)], environ)
-    assert [child.description for child in service] == ["tcp:7002"]
+    assert [child.description for child in service.listeners] == ["tcp:7002"]
 
 
 # The twistd plugin

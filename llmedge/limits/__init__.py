@@ -1,0 +1,1 @@
+"""Rate limiting: the GCRA decision (L{gcra}) and the stores that keep its state."""

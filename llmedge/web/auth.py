@@ -1,0 +1,92 @@
+# -*- test-case-name: tests.unit.test_auth -*-
+"""
+L{Authenticated}: API keys, checked before anything else runs.
+
+Clients send their key as C{Authorization: Bearer <key>} (the OpenAI SDKs)
+or C{x-api-key: <key>} (Anthropic-style clients); both at once must agree,
+or a confused client could be authenticated as the wrong caller.
+
+The wrapper guards the whole tree, with a short list of public path
+prefixes (C{/health} by default), rather than being put around chosen
+subtrees: one place then says what is open, and a path added later is
+protected unless someone opens it on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.logger import Logger
+from twisted.web.resource import IResource
+
+from llmedge.errors import APIError, invalid_api_key, missing_api_key
+from llmedge.keys import KeyRing
+from llmedge.web.wrapper import Wrapper
+
+
+def presented_key(request) -> str | None:
+    """
+    The key a request carries, or L{None} when it carries none.
+
+    @raise APIError: 401 when the two headers name different keys, or the
+        Authorization header uses a scheme other than Bearer with no
+        x-api-key beside it.
+    """
+    header = request.getHeader(b"x-api-key")
+    from_header = header.decode("latin-1").strip() if header else None
+    authorization = request.getHeader(b"authorization")
+    bearer = None
+    if authorization:
+        scheme, _, credentials = authorization.decode("latin-1").strip().partition(" ")
+        if scheme.lower() == "bearer":
+            bearer = credentials.strip() or None
+        elif not from_header:
+            raise invalid_api_key(
+                "Unsupported Authorization scheme; use 'Authorization: Bearer YOUR_KEY'."
+            )
+    if from_header and bearer and from_header != bearer:
+        raise invalid_api_key(
+            "The x-api-key and Authorization headers carry different keys."
+        )
+    return from_header or bearer
+
+
+def is_public(path: bytes, prefixes: Sequence[bytes]) -> bool:
+    """
+    Whether C{path} is one of C{prefixes} or below one, segment-wise
+    (C{/health} covers C{/health/live}, not C{/healthz}).
+    """
+    return any(
+        path == prefix or path.startswith(prefix.rstrip(b"/") + b"/") for prefix in prefixes
+    )
+
+
+class Authenticated(Wrapper):
+    """
+    Let a request through when it brings a configured key (recorded as
+    C{request.api_key}) or asks for a public path.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self, wrapped: IResource, keys: KeyRing, public: Sequence[str] = ("/health",)
+    ) -> None:
+        super().__init__(wrapped)
+        self._keys = keys
+        self._public = tuple(p.encode("utf-8") for p in public)
+
+    def check(self, request) -> APIError | None:
+        if is_public(request.path, self._public):
+            return None
+        try:
+            key = presented_key(request)
+        except APIError as refusal:
+            return refusal
+        if key is None:
+            return missing_api_key()
+        found = self._keys.lookup(key)
+        if found is None:
+            return invalid_api_key()
+        request.api_key = found
+        return None
