@@ -32,6 +32,12 @@ def test_wheel_ships_the_plugin_without_an_init(wheel):
     assert "llmedge/tap.py" in names
 
 
+def test_wheel_ships_every_module_of_the_package(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "llmedge").rglob("*.py")}
+    assert modules - names == set()
+
+
 def test_twistd_finds_the_plugin_of_an_installed_wheel(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run(
