@@ -232,6 +232,9 @@ def write_error(request, error: APIError) -> None:
     """
     if request.finished or getattr(request, "_disconnected", False):
         return
+    exchange = getattr(request, "exchange", None)
+    if exchange is not None:
+        exchange.error_code = error.code or error.type
     if request.startedWriting:
         # Too late for a status line: the caller must end the body its own
         # way (streams send an error event); closing is all we can do here.

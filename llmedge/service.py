@@ -15,12 +15,16 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from llmedge import __version__
 from llmedge.config import Config, ConfigError
+from llmedge.describe import describe
 from llmedge.keys import KeyRing
 from llmedge.limits.memory import MemoryStore
+from llmedge.observe.metrics import Metrics
+from llmedge.observe.recorder import Recorder
 from llmedge.providers.router import build_router
 from llmedge.web.root import build_root
 from llmedge.web.site import EdgeSite
@@ -140,10 +144,13 @@ class EdgeService(MultiService):
         if self.limits is not None:
             self.limits.setServiceParent(self)
         self.router = build_router(config, reactor)
+        self.metrics = Metrics(config.models) if config["metrics.enabled"] else None
         self.site = EdgeSite(
-            build_root(config, self.router, reactor, self.keys, self.limits),
+            build_root(config, self.router, reactor, self.keys, self.limits, self.metrics),
             reactor=reactor,
             max_request_size=config.max_request_size,
+            recorder=Recorder(reactor, self.metrics),
+            generate_traces=config["tracing.enabled"],
         )
         self.listeners: list[Listener] = []
         for description in config.listen:
@@ -157,8 +164,26 @@ class EdgeService(MultiService):
             listener.setServiceParent(self)
             self.listeners.append(listener)
 
+    #: The log observer the plugin installs on twistd's application, if any.
+    log_observer = None
+
+    def setServiceParent(self, parent) -> None:
+        """
+        Under twistd, the parent is the application: offer it our log
+        observer (twistd uses it unless C{--logger} names another).
+        """
+        super().setServiceParent(parent)
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            if parent.getComponent(ILogObserver, None) is None:
+                parent.setComponent(ILogObserver, self.log_observer)
+
     def startService(self) -> None:
         super().startService()
+        self._log.info(
+            "llmedge {version} starting",
+            version=__version__,
+            config=describe(self.config, self.keys),
+        )
         if not self.config["auth.enabled"]:
             self._log.warn(
                 "Authentication is off (AUTH_ENABLED=false): anyone who can "

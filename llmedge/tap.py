@@ -19,6 +19,7 @@ from twisted.python import usage
 
 from llmedge import __version__
 from llmedge.config import ConfigError, load
+from llmedge.observe.logging import make_observer
 
 
 class Options(usage.Options):
@@ -76,6 +77,32 @@ def makeService(
     if not path:
         path, origin = environ.get("LLMEDGE_CONFIG") or None, "LLMEDGE_CONFIG"
     try:
-        return EdgeService(load(environ, path, options["listen"], origin), reactor)
+        config = load(environ, path, options["listen"], origin)
+        service = EdgeService(config, reactor)
     except ConfigError as e:
         raise SystemExit(f"llmedge: {e}") from None
+    service.log_observer = make_observer(
+        config["log.level"], _twistd_logfile(options), _open_logfile
+    )
+    return service
+
+
+def _twistd_logfile(options: Options) -> str | None:
+    """
+    Where twistd was told to log: its C{--logfile}, or C{twistd.log} when it
+    daemonizes without one (twistd's own rule); L{None} for standard output.
+    """
+    twistd = getattr(options, "parent", None)
+    if twistd is None:
+        return None
+    logfile = twistd.get("logfile")
+    if logfile is None and not twistd.get("nodaemon"):
+        return "twistd.log"
+    return logfile
+
+
+def _open_logfile(path: str):
+    from twisted.python.logfile import LogFile
+
+    # No size-based rotation: logrotate (or journald) owns that.
+    return LogFile.fromFullPath(path, rotateLength=None)

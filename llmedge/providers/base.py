@@ -71,6 +71,11 @@ class IEventStream(IPushProducer):
     C{data: [DONE]}.
     """
 
+    usage = Attribute(
+        "The OpenAI usage object of the whole stream, once known (by the time "
+        "start's Deferred fires), or None: the front counts tokens from it."
+    )
+
     def start(receiver: Callable[[bytes], None]) -> Deferred[None]:
         """
         Begin delivering events to C{receiver}, one call per event, each the

@@ -201,7 +201,7 @@ class MockProvider:
         if include:
             chunks.append({**head, "choices": [], "usage": usage})
         events = [json.dumps(c, separators=(",", ":")).encode() for c in chunks]
-        return PacedStream(self._reactor, self._interval, events)
+        return PacedStream(self._reactor, self._interval, events, usage)
 
     def _chat(self, body: dict, model: str, stream: bool):
         """

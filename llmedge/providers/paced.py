@@ -30,9 +30,13 @@ class PacedStream:
     @param interval: seconds between events (0 still yields to the reactor
         between events).
     @param events: the data of each event, in order.
+    @param usage: the usage the events add up to, for the front's counts.
     """
 
-    def __init__(self, reactor, interval: float, events: list[bytes]) -> None:
+    def __init__(
+        self, reactor, interval: float, events: list[bytes], usage: dict | None = None
+    ) -> None:
+        self.usage = usage
         self._reactor = reactor
         self._interval = interval
         self._events = deque(events)

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from llmedge.errors import error_from_failure, raw_response, request_too_large, write_error
+from llmedge.observe.tracing import TraceContext, trace_context
 
 #: A client-supplied request id is kept only if it is this shape: printable
 #: ASCII without spaces, at most 128 characters, so it is safe to log and to
@@ -55,11 +56,16 @@ class EdgeRequest(Request):
     api_key = None
     _refused = False
     _deadline: tuple[IReactorTime, float] | None = None
+    _in_flight = False
+    _recorded = False
+    #: The request's W3C trace context, if it has one.
+    trace: TraceContext | None = None
     _work: Deferred | None = None
     _linger: IDelayedCall | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.exchange = self.channel.site.recorder.exchange()
         # Twisted parses form bodies (urlencoded, multipart) of every POST
         # into request.args; llmedge takes JSON only, so that work is waste,
         # and a malformed multipart body would get Twisted's bare 400 instead
@@ -83,6 +89,7 @@ class EdgeRequest(Request):
         if self.content.tell() + len(data) > limit:
             self._refuse(limit)
             return
+        self.exchange.request_bytes += len(data)
         super().handleContentChunk(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
@@ -102,15 +109,16 @@ class EdgeRequest(Request):
         self._refused = True
         self.requestHeaders.removeHeader(b"expect")
         request_id = self._pick_request_id()
+        # For the record only: Twisted fills these in after the body.
+        self.method = getattr(self.channel, "_command", self.method)
+        self.path = getattr(self.channel, "_path", b"").split(b"?", 1)[0]
+        self.code = 413
+        self.exchange.error_code = "request_too_large"
         transport = self.channel.transport
         transport.write(
             raw_response(request_too_large(limit), [(b"x-request-id", request_id)])
         )
-        self._log.info(
-            "Refused request {request_id}: body over {limit} bytes",
-            request_id=request_id.decode("ascii"),
-            limit=limit,
-        )
+        self._record()
         # Half-close where the transport can (TCP): the client reads the 413
         # while what it still sends is discarded. Either way the connection
         # is aborted after LINGER_SECONDS, so a client that neither reads
@@ -132,8 +140,28 @@ class EdgeRequest(Request):
         return chosen
 
     def process(self) -> None:
+        site = self.channel.site
         self.setHeader(b"x-request-id", self._pick_request_id())
+        self.trace = trace_context(
+            self.requestHeaders.getRawHeaders(b"traceparent", [None])[0],
+            self.requestHeaders.getRawHeaders(b"tracestate", [None])[0],
+            site.generate_traces,
+            site.random_bytes,
+        )
+        if self.trace is not None:
+            self.exchange.trace_id = self.trace.trace_id
+            self.exchange.span_id = self.trace.span_id
+        site.recorder.started()
+        self._in_flight = True
         super().process()
+
+    def _record(self) -> None:
+        """
+        Hand this request to the site's recorder, once, when it ends.
+        """
+        if not self._recorded:
+            self._recorded = True
+            self.channel.site.recorder.finished(self, self._in_flight)
 
     # -- work and failures ---------------------------------------------------
 
@@ -165,6 +193,9 @@ class EdgeRequest(Request):
         return work
 
     def connectionLost(self, reason: Failure) -> None:
+        if not self.finished and not self._recorded:
+            self.exchange.aborted = True
+            self._record()
         super().connectionLost(reason)
         if self._linger is not None and self._linger.active():
             self._linger.cancel()

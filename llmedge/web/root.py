@@ -4,6 +4,7 @@ The root of llmedge's resource tree, and the wrappers that protect it::
 
     Authenticated(                                  unless AUTH_ENABLED=false
         /health, /health/live, /health/ready        public unless AUTH_HEALTH_CHECK
+        /metrics                                    ditto; absent if ENABLE_METRICS=false
         /v1 = RateLimited(Deadline(V1)))            RateLimited unless disabled
 
 Authentication guards the whole tree, with public path prefixes, so a path
@@ -21,10 +22,12 @@ from llmedge.config import Config
 from llmedge.keys import KeyRing
 from llmedge.limits.gcra import Limit
 from llmedge.limits.store import IRateLimitStore
+from llmedge.observe.metrics import Metrics
 from llmedge.providers.router import Router
 from llmedge.web.auth import Authenticated
 from llmedge.web.deadline import Deadline
 from llmedge.web.health import Health
+from llmedge.web.metrics import MetricsPage
 from llmedge.web.ratelimit import RateLimited
 from llmedge.web.resource import Node
 from llmedge.web.v1 import build_v1
@@ -49,13 +52,16 @@ def build_root(
     clock: IReactorTime,
     keys: KeyRing,
     limits: IRateLimitStore | None,
+    metrics: Metrics | None = None,
 ) -> IResource:
     """
     The whole tree for one site, wrapped as the configuration says.
     """
     root = Node()
     root.putChild(b"health", Health(clock))
-    v1: IResource = Deadline(build_v1(router), config.timeout_seconds, clock)
+    if metrics is not None:
+        root.putChild(b"metrics", MetricsPage(metrics.registry))
+    v1: IResource = Deadline(build_v1(router, clock), config.timeout_seconds, clock)
     if config["rate_limit.enabled"] and limits is not None:
         default = Limit(per_minute=config["rate_limit.rpm"], burst=config["rate_limit.burst"])
         v1 = RateLimited(v1, limits, default)

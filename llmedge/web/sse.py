@@ -18,6 +18,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from llmedge.errors import error_from_failure
+from llmedge.observe.timing import UpstreamTimer
 from llmedge.providers.base import IEventStream
 
 DONE = b"data: [DONE]\n\n"
@@ -30,10 +31,11 @@ def event(data: bytes) -> bytes:
     return b"data: " + data + b"\n\n"
 
 
-def relay(request, stream: IEventStream) -> Deferred[None]:
+def relay(request, stream: IEventStream, timer: UpstreamTimer) -> Deferred[None]:
     """
     Send C{stream} as the response to C{request} and finish it.
 
+    @param timer: told of the first event and of the end.
     @return: the Deferred of the stream's delivery, tracked by the request
         so a disconnect cancels it; it fires when the response is over.
     """
@@ -43,16 +45,27 @@ def relay(request, stream: IEventStream) -> Deferred[None]:
     request.setHeader(b"X-Accel-Buffering", b"no")
     request.write(b"")  # headers (request id, rate limits) before the first event
     request.registerProducer(stream, True)
-    done = request.track(stream.start(lambda data: request.write(event(data))))
+
+    def deliver(data: bytes) -> None:
+        timer.first_event()
+        request.write(event(data))
+
+    done = request.track(stream.start(deliver))
 
     def finished(result: None | Failure) -> None:
+        if isinstance(result, Failure):
+            timer.failed(result)
+        else:
+            timer.done("ok", getattr(stream, "usage", None))
         if request._disconnected or request.finished:
             return None
         request.unregisterProducer()
         if isinstance(result, Failure):
             if result.check(CancelledError):
                 return None
-            request.write(event(error_from_failure(result).body()))
+            error = error_from_failure(result)
+            request.exchange.error_code = error.code or error.type
+            request.write(event(error.body()))
         else:
             request.write(DONE)
         request.finish()

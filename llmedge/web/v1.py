@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 
 from llmedge.errors import error_from_failure, write_error
+from llmedge.observe.timing import UpstreamTimer
 from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Call, IEventStream
 from llmedge.providers.router import Router
 from llmedge.validation import validate_chat, validate_completion, validate_embedding
@@ -41,8 +43,10 @@ class ModelCall(Leaf):
         endpoint: str,
         validate: Callable[[Any], dict[str, Any]],
         method: str,
+        clock: IReactorTime,
     ) -> None:
         super().__init__()
+        self._clock = clock
         self._router = router
         self._endpoint = endpoint
         self._validate = validate
@@ -50,18 +54,27 @@ class ModelCall(Leaf):
 
     def render_POST(self, request):
         body, raw = read_json_object(request)
+        exchange = request.exchange
+        exchange.model = body.get("model") if isinstance(body.get("model"), str) else None
         call = Call(self._endpoint, self._validate(body), raw, request.request_id)
+        exchange.stream = call.stream
         provider, model = self._router.route(call.model)[0]
+        exchange.provider = provider.name
+        timer = UpstreamTimer(self._clock, exchange)
         work = request.track(maybeDeferred(getattr(provider, self._method), call, model))
-        work.addCallback(self._answer, request)
-        work.addErrback(self._fail, request)
+        work.addCallback(self._answer, request, timer)
+        work.addErrback(self._fail, request, timer)
         return NOT_DONE_YET
 
-    def _answer(self, answer: dict[str, Any] | IEventStream, request) -> None:
-        if request._disconnected or request.finished:
-            return
+    def _answer(self, answer: dict[str, Any] | IEventStream, request, timer) -> None:
         if IEventStream.providedBy(answer):
-            relay(request, answer)
+            if request._disconnected or request.finished:
+                answer.stopProducing()
+                return
+            relay(request, answer, timer)
+            return
+        timer.done("ok", answer.get("usage"))
+        if request._disconnected or request.finished:
             return
         body = json_bytes(answer)
         request.setHeader(b"Content-Type", b"application/json")
@@ -69,7 +82,8 @@ class ModelCall(Leaf):
         request.write(body)
         request.finish()
 
-    def _fail(self, reason: Failure, request) -> None:
+    def _fail(self, reason: Failure, request, timer) -> None:
+        timer.failed(reason)
         write_error(request, error_from_failure(reason))
 
 
@@ -92,7 +106,7 @@ class Models(Endpoint):
         return write_json(request, self._router.describe(name))
 
 
-def build_v1(router: Router) -> Node:
+def build_v1(router: Router, clock: IReactorTime) -> Node:
     """
     The C{/v1} subtree.
     """
@@ -100,16 +114,16 @@ def build_v1(router: Router) -> Node:
     chat = Node()
     chat.putChild(
         b"completions",
-        ModelCall(router, CHAT, validate_chat, "chat_completion"),
+        ModelCall(router, CHAT, validate_chat, "chat_completion", clock),
     )
     v1.putChild(b"chat", chat)
     v1.putChild(
         b"completions",
-        ModelCall(router, COMPLETIONS, validate_completion, "completion"),
+        ModelCall(router, COMPLETIONS, validate_completion, "completion", clock),
     )
     v1.putChild(
         b"embeddings",
-        ModelCall(router, EMBEDDINGS, validate_embedding, "embedding"),
+        ModelCall(router, EMBEDDINGS, validate_embedding, "embedding", clock),
     )
     v1.putChild(b"models", Models(router))
     return v1

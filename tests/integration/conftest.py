@@ -3,6 +3,9 @@ Fixtures starting the real daemon: C{twistd llmedge} in a child process,
 on a free loopback port.
 """
 
+import os
+import shutil
+
 import pytest
 
 from llmedge.testing import Daemon
@@ -36,3 +39,14 @@ def auth():
     Headers carrying the shared daemon's key.
     """
     return {"Authorization": f"Bearer {API_KEY}"}
+
+
+def require_tool(name: str) -> None:
+    """
+    Skip the calling test when C{name} is not installed, unless CI asked
+    for every tool (LLMEDGE_REQUIRE_TOOLS=1), where its absence fails.
+    """
+    if shutil.which(name) is None:
+        if os.environ.get("LLMEDGE_REQUIRE_TOOLS"):
+            pytest.fail(f"{name} is required here but not installed")
+        pytest.skip(f"{name} is not installed (.ci/run installs it)")

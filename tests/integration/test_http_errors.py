@@ -6,13 +6,11 @@ is OpenAI error JSON with the right status, never HTML, never a traceback.
 import http.client
 import json
 import select
-import shutil
 import socket
 import subprocess
 
-import pytest
 
-from tests.integration.conftest import API_KEY
+from tests.integration.conftest import API_KEY, require_tool
 
 LIMIT = 65536  # the daemon fixture's MAX_REQUEST_SIZE
 
@@ -145,8 +143,8 @@ def test_body_at_the_limit_is_accepted(daemon):
     assert len(json.loads(payload)["data"][0]["embedding"]) == 4
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_upload_over_the_limit_reads_the_413(daemon, tmp_path):
+    require_tool("curl")
     big = tmp_path / "big.json"
     big.write_bytes(b'{"model": "mock", "input": "' + b"x" * (4 * LIMIT) + b'"}')
     result = subprocess.run(

@@ -1,0 +1,83 @@
+# -*- test-case-name: tests.unit.test_observe -*-
+"""
+L{Exchange}: what happened to one request, filled in by each layer as it
+learns something (the auth wrapper the key, the handler the model and
+provider, the provider's answer the tokens), and read once when the request
+ends, by the metrics and the access log.
+
+One record per request keeps observation out of the request path's logic:
+layers write plain attributes, nothing formats or counts until the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Routes as templates: the only values the C{route} label and log field
+#: take, whatever paths clients send.
+ROUTES = {
+    b"/health": "/health",
+    b"/health/live": "/health/live",
+    b"/health/ready": "/health/ready",
+    b"/metrics": "/metrics",
+    b"/v1/chat/completions": "/v1/chat/completions",
+    b"/v1/completions": "/v1/completions",
+    b"/v1/embeddings": "/v1/embeddings",
+    b"/v1/models": "/v1/models",
+}
+MODEL_ROUTE = "/v1/models/{model}"
+OTHER = "other"
+
+
+def route_of(path: bytes) -> str:
+    """
+    The route template a path belongs to, or C{"other"}.
+    """
+    route = ROUTES.get(path)
+    if route is not None:
+        return route
+    if path.startswith(b"/v1/models/") and len(path) > len(b"/v1/models/"):
+        return MODEL_ROUTE
+    return OTHER
+
+
+@dataclass(slots=True)
+class Exchange:
+    """
+    One request's story.
+
+    @ivar started: when the request line arrived (reactor time).
+    @ivar model: the model the client asked for, as sent.
+    @ivar upstream_seconds: time spent waiting on the provider, from the
+        call to its last byte.
+    @ivar first_token_seconds: for streams, from the call to the first event.
+    @ivar outcome: the provider call's end: C{ok}, C{error}, C{timeout},
+        C{cancelled}; L{None} when no provider was called.
+    @ivar error_code: the code (or type) of the error answered, if any.
+    """
+
+    started: float
+    request_bytes: int = 0
+    model: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    upstream_seconds: float | None = None
+    first_token_seconds: float | None = None
+    outcome: str | None = None
+    error_code: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    aborted: bool = False
+
+    def count_usage(self, usage: object) -> None:
+        """
+        Take token counts from an OpenAI C{usage} object, if it is one.
+        """
+        if isinstance(usage, dict):
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if isinstance(prompt, int):
+                self.prompt_tokens = prompt
+            if isinstance(completion, int):
+                self.completion_tokens = completion

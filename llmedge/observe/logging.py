@@ -1,0 +1,130 @@
+# -*- test-case-name: tests.unit.test_logging -*-
+"""
+JSON logs: one object per line, the shape journald, Loki or any log
+shipper takes as it is.
+
+Built on C{twisted.logger}: L{JSONObserver} is an ordinary log observer, so
+everything Twisted and llmedge log goes through it. The plugin installs it
+for C{twistd llmedge} (twistd's C{--logger} still wins), and
+L{observer} is the factory to name with C{twistd --logger=...} elsewhere.
+
+Each line has C{ts} (UTC, ISO 8601), C{level}, C{logger} (the namespace),
+C{msg} (the event's text), and the event's own fields where they are plain
+JSON values: llmedge's events carry structured fields (the access event has
+some twenty), so a line can be queried without parsing its text. Objects
+are never dumped: an arbitrary object's repr might carry anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+)
+from zope.interface import implementer
+
+_PLAIN = (str, int, float, bool, type(None))
+#: Fields of events from Twisted's legacy log API that repeat the message.
+_LEGACY = frozenset({"format", "message", "time", "isError", "why", "failure"})
+
+LEVELS = {
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warn": LogLevel.warn,
+    "warning": LogLevel.warn,
+    "error": LogLevel.error,
+    "critical": LogLevel.critical,
+}
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def to_record(event: dict[str, Any]) -> dict[str, Any]:
+    """
+    The JSON object for one log event.
+    """
+    level = event.get("log_level")
+    record: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(event.get("log_time", 0), UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "level": level.name if level is not None else "info",
+        "logger": event.get("log_namespace", "-"),
+        "msg": formatEvent(event),
+    }
+    for key, value in event.items():
+        if key.startswith("log_") or key in record or key in _LEGACY:
+            continue
+        if _plain(value):
+            record[key] = value
+    failure = event.get("log_failure")
+    if failure is not None:
+        record["error"] = failure.getErrorMessage()
+        record["traceback"] = failure.getTraceback()
+    return record
+
+
+@implementer(ILogObserver)
+class JSONObserver:
+    """
+    Write each event as one line of JSON to C{out}.
+    """
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        try:
+            line = json.dumps(to_record(event), ensure_ascii=False, default=str)
+        except Exception as e:  # a log line must never take the daemon down
+            line = json.dumps({"level": "error", "msg": f"unloggable event: {e!r}"})
+        self._out.write(line + "\n")
+        self._out.flush()
+
+
+def filtered(observer: ILogObserver, level: str) -> ILogObserver:
+    """
+    C{observer} behind a filter dropping events below C{level}.
+    """
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[level])
+    return FilteringLogObserver(observer, [predicate])
+
+
+def observer(
+    out: IO[str] | None = None, environ: dict[str, str] | None = None
+) -> ILogObserver:
+    """
+    The observer for C{twistd --logger=llmedge.observe.logging.observer}:
+    JSON on standard output, filtered by C{LOG_LEVEL}.
+    """
+    environ = os.environ if environ is None else environ
+    level = environ.get("LOG_LEVEL", "info").strip().lower()
+    return filtered(JSONObserver(sys.stdout if out is None else out), level if level in LEVELS else "info")
+
+
+def make_observer(level: str, logfile: str | None, opener: Callable[[str], IO[str]]) -> ILogObserver:
+    """
+    The observer the plugin installs: JSON to C{logfile} (twistd's
+    C{--logfile}, opened with C{opener}) or to standard output when it is
+    unset or C{-}.
+    """
+    out = sys.stdout if logfile in (None, "", "-") else opener(logfile)
+    return filtered(JSONObserver(out), level)

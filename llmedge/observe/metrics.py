@@ -1,0 +1,167 @@
+# -*- test-case-name: tests.unit.test_metrics -*-
+"""
+Prometheus metrics, kept in one L{CollectorRegistry} per service.
+
+A registry of our own (not prometheus_client's global one) means two
+services in one process, as in tests, never share counters, and nothing
+another library registers leaks into C{/metrics}.
+
+Every label has a bounded set of values, decided at start-up: route
+templates (never raw paths), configured key ids (C{anonymous} without a
+key), configured model and provider names (anything else is C{other}),
+statuses and methods llmedge itself produces. So a client cannot grow the
+series count by sending odd paths or model names.
+
+Label children are cached on first use: the per-request cost is a dict
+lookup and an increment, not a label resolution.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import twisted
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from llmedge import __version__
+from llmedge.observe.exchange import Exchange
+
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)
+OVERHEAD_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+)
+BYTES_BUCKETS = tuple(4**n for n in range(4, 13))  # 256 B .. 16 MiB
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """
+    What the metrics need to know about a request that ended.
+    """
+
+    method: str
+    route: str
+    status: int
+    duration: float
+    response_bytes: int
+    key: str | None
+    exchange: Exchange
+
+
+class _Children:
+    """
+    A metric's label children, resolved once per distinct label set.
+    """
+
+    __slots__ = ("_metric", "_cache")
+
+    def __init__(self, metric) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], object] = {}
+
+    def __call__(self, *labels: str):
+        child = self._cache.get(labels)
+        if child is None:
+            child = self._cache[labels] = self._metric.labels(*labels)
+        return child
+
+
+class Metrics:
+    """
+    The service's metrics.
+
+    @param models: the configured public model names.
+    """
+
+    def __init__(self, models: Iterable[str], registry: CollectorRegistry | None = None) -> None:
+        self.registry = CollectorRegistry() if registry is None else registry
+        self._models = frozenset(models)
+        r = self.registry
+        self._requests = _Children(Counter(
+            "llmedge_http_requests", "HTTP requests answered.",
+            ["route", "method", "status"], registry=r))
+        self._duration = _Children(Histogram(
+            "llmedge_http_request_duration_seconds", "Time from request to last byte.",
+            ["route"], buckets=DURATION_BUCKETS, registry=r))
+        self.in_flight = Gauge(
+            "llmedge_http_requests_in_flight", "Requests being answered now.", registry=r)
+        self._request_bytes = Histogram(
+            "llmedge_request_body_bytes", "Request body sizes.",
+            buckets=BYTES_BUCKETS, registry=r)
+        self._response_bytes = Histogram(
+            "llmedge_response_body_bytes", "Response body sizes.",
+            buckets=BYTES_BUCKETS, registry=r)
+        self._auth_failures = _Children(Counter(
+            "llmedge_auth_failures", "Requests refused for want of a valid key.",
+            ["reason"], registry=r))
+        self._rate_limited = _Children(Counter(
+            "llmedge_rate_limited", "Requests refused by the rate limit.",
+            ["key"], registry=r))
+        self._timeouts = _Children(Counter(
+            "llmedge_timeouts", "Requests that ran past their deadline.",
+            ["route"], registry=r))
+        self._upstream = _Children(Histogram(
+            "llmedge_upstream_request_duration_seconds",
+            "Time waiting on providers, by how the call ended.",
+            ["provider", "model", "outcome"], buckets=DURATION_BUCKETS, registry=r))
+        self._overhead = _Children(Histogram(
+            "llmedge_overhead_seconds", "Time spent in llmedge itself (total minus upstream).",
+            ["route"], buckets=OVERHEAD_BUCKETS, registry=r))
+        self._first_token = _Children(Histogram(
+            "llmedge_time_to_first_token_seconds", "From the provider call to its first event.",
+            ["provider", "model"], buckets=DURATION_BUCKETS, registry=r))
+        self._tokens = _Children(Counter(
+            "llmedge_tokens", "Tokens used, as providers report them.",
+            ["provider", "model", "type"], registry=r))
+        Gauge(
+            "llmedge_build_info", "The running llmedge, Twisted and Python.",
+            ["version", "twisted", "python"], registry=r,
+        ).labels(__version__, twisted.__version__, platform.python_version()).set(1)
+
+    def model_label(self, model: str | None) -> str:
+        """
+        A model name as a label value: configured names only.
+        """
+        return model if model in self._models else OTHER
+
+    def record(self, done: Finished) -> None:
+        """
+        Count one request that ended.
+        """
+        exchange = done.exchange
+        method = done.method if done.method in METHODS else OTHER
+        self._requests(done.route, method, str(done.status)).inc()
+        self._duration(done.route).observe(done.duration)
+        self._request_bytes.observe(exchange.request_bytes)
+        self._response_bytes.observe(done.response_bytes)
+        upstream = exchange.upstream_seconds or 0.0
+        self._overhead(done.route).observe(max(0.0, done.duration - upstream))
+        if exchange.provider is None:
+            if done.status == 401:
+                self._auth_failures(exchange.error_code or OTHER).inc()
+            elif done.status == 429:
+                self._rate_limited(done.key or ANONYMOUS).inc()
+        if exchange.error_code == "timeout":
+            self._timeouts(done.route).inc()
+        if exchange.provider is not None:
+            self._record_upstream(exchange)
+
+    def _record_upstream(self, exchange: Exchange) -> None:
+        provider, model = exchange.provider, self.model_label(exchange.model)
+        if exchange.upstream_seconds is not None:
+            outcome = exchange.outcome or OTHER
+            self._upstream(provider, model, outcome).observe(exchange.upstream_seconds)
+        if exchange.first_token_seconds is not None:
+            self._first_token(provider, model).observe(exchange.first_token_seconds)
+        if exchange.prompt_tokens:
+            self._tokens(provider, model, "prompt").inc(exchange.prompt_tokens)
+        if exchange.completion_tokens:
+            self._tokens(provider, model, "completion").inc(exchange.completion_tokens)
