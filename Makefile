@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "llmedge needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[test,otel]'
 	touch $@
 
 # A development key, so the daemon runs with authentication on, as in

@@ -145,11 +145,16 @@ class EdgeService(MultiService):
             self.limits.setServiceParent(self)
         self.router = build_router(config, reactor)
         self.metrics = Metrics(config.models) if config["metrics.enabled"] else None
+        self.spans = None
+        if config["tracing.otlp_endpoint"]:
+            from llmedge.observe.otel import SpanExporter
+
+            self.spans = SpanExporter(config["tracing.otlp_endpoint"], reactor)
         self.site = EdgeSite(
             build_root(config, self.router, reactor, self.keys, self.limits, self.metrics),
             reactor=reactor,
             max_request_size=config.max_request_size,
-            recorder=Recorder(reactor, self.metrics),
+            recorder=Recorder(reactor, self.metrics, self.spans),
             generate_traces=config["tracing.enabled"],
         )
         self.listeners: list[Listener] = []
@@ -192,6 +197,13 @@ class EdgeService(MultiService):
         # Announce once the reactor runs (signal handlers installed, so a
         # supervisor that reacts to the line can already stop us cleanly).
         self._reactor.callWhenRunning(self._announce)
+
+    def stopService(self) -> Deferred[None]:
+        stopped = super().stopService()
+        if self.spans is None:
+            return stopped
+        # the spans of the last requests go out before the process ends
+        return stopped.addBoth(lambda _: self.spans.shutdown())
 
     def _announce(self) -> None:
         for listener in self.listeners:

@@ -172,6 +172,8 @@ SETTINGS: tuple[Setting, ...] = (
             "lowest level logged"),
     Setting("tracing", "enabled", "ENABLE_TRACING", boolean, True,
             "propagate W3C trace context"),
+    Setting("tracing", "otlp_endpoint", "OTLP_ENDPOINT", text, "",
+            "OTLP/HTTP collector to export spans to (needs llmedge[otel])", secret=True),
     Setting("metrics", "enabled", "ENABLE_METRICS", boolean, True,
             "serve /metrics"),
     Setting("tls", "enabled", "ENABLE_TLS", boolean, False,

@@ -54,6 +54,7 @@ class Exchange:
     @ivar outcome: the provider call's end: C{ok}, C{error}, C{timeout},
         C{cancelled}; L{None} when no provider was called.
     @ivar error_code: the code (or type) of the error answered, if any.
+    @ivar upstream_span_id: the span id of the provider call, when traced.
     """
 
     started: float
@@ -69,6 +70,11 @@ class Exchange:
     error_code: str | None = None
     trace_id: str | None = None
     span_id: str | None = None
+    parent_span_id: str | None = None
+    trace_sampled: bool = False
+    endpoint: str | None = None
+    upstream_started: float | None = None
+    upstream_span_id: str | None = None
     aborted: bool = False
 
     def count_usage(self, usage: object) -> None:

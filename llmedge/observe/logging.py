@@ -18,6 +18,7 @@ are never dumped: an arbitrary object's repr might carry anything.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -48,6 +49,8 @@ LEVELS = {
 
 
 def _plain(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)  # NaN is not JSON
     if isinstance(value, _PLAIN):
         return True
     if isinstance(value, list | tuple):
@@ -55,6 +58,18 @@ def _plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
+
+
+def _message(event: dict[str, Any]) -> str:
+    """
+    The event's text. When its format cannot be rendered, Twisted's
+    fallback text holds the repr of the whole event, objects included:
+    say so without it.
+    """
+    text = formatEvent(event)
+    if text.startswith("Unable to format event"):
+        return f"Unable to format event: format {event.get('log_format')!r}"
+    return text
 
 
 def to_record(event: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +83,7 @@ def to_record(event: dict[str, Any]) -> dict[str, Any]:
         .replace("+00:00", "Z"),
         "level": level.name if level is not None else "info",
         "logger": event.get("log_namespace", "-"),
-        "msg": formatEvent(event),
+        "msg": _message(event),
     }
     for key, value in event.items():
         if key.startswith("log_") or key in record or key in _LEGACY:
@@ -93,10 +108,17 @@ class JSONObserver:
 
     def __call__(self, event: dict[str, Any]) -> None:
         try:
-            line = json.dumps(to_record(event), ensure_ascii=False, default=str)
+            record = to_record(event)
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
         except Exception as e:  # a log line must never take the daemon down
-            line = json.dumps({"level": "error", "msg": f"unloggable event: {e!r}"})
-        self._out.write(line + "\n")
+            record = {"level": "error", "msg": f"unloggable event: {e!r}"}
+            line = json.dumps(record)
+        try:
+            self._out.write(line + "\n")
+        except UnicodeEncodeError:
+            # Text from clients may hold lone surrogates, which no UTF-8
+            # stream accepts: escaped as ASCII, the line stays writable.
+            self._out.write(json.dumps(record, default=str) + "\n")
         self._out.flush()
 
 

@@ -46,9 +46,10 @@ class Recorder:
     @param metrics: the service's metrics, or L{None} when they are off.
     """
 
-    def __init__(self, clock: IReactorTime, metrics: Metrics | None) -> None:
+    def __init__(self, clock: IReactorTime, metrics: Metrics | None, spans=None) -> None:
         self.clock = clock
         self.metrics = metrics
+        self.spans = spans
 
     def exchange(self) -> Exchange:
         """
@@ -67,7 +68,8 @@ class Recorder:
         @param in_flight: whether L{started} counted it.
         """
         exchange: Exchange = request.exchange
-        duration = max(0.0, self.clock.seconds() - exchange.started)
+        ended = self.clock.seconds()
+        duration = max(0.0, ended - exchange.started)
         status = CLIENT_CLOSED if exchange.aborted else request.code
         method = (request.method or b"-").decode("latin-1")
         route = route_of(request.path or b"")
@@ -78,6 +80,15 @@ class Recorder:
             self.metrics.record(
                 Finished(method, route, status, duration, request.sentLength, key, exchange)
             )
+        if self.spans is not None:
+            self.spans.export(exchange, f"{method} {route}", {
+                "http.request.method": method,
+                "http.route": route,
+                "http.response.status_code": status,
+                "llmedge.request_id": request.request_id,
+                "llmedge.key": key,
+                "error.type": exchange.error_code,
+            }, ended)
         upstream = exchange.upstream_seconds
         client = request.getClientAddress()
         access_log.info(

@@ -26,7 +26,7 @@ class UpstreamTimer:
     def __init__(self, clock: IReactorTime, exchange: Exchange) -> None:
         self._clock = clock
         self._exchange = exchange
-        self._started = clock.seconds()
+        self._started = exchange.upstream_started = clock.seconds()
 
     def first_event(self) -> None:
         """

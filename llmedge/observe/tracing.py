@@ -43,11 +43,19 @@ class TraceContext:
     flags: str
     state: str | None = None
 
-    def traceparent(self) -> str:
+    @property
+    def sampled(self) -> bool:
         """
-        The C{traceparent} to send upstream: llmedge's span as the parent.
+        Whether the trace's flags ask for it to be recorded.
         """
-        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+        return bool(int(self.flags, 16) & 1)
+
+    def traceparent(self, span_id: str | None = None) -> str:
+        """
+        The C{traceparent} to send upstream: the given span (the provider
+        call's) or llmedge's request span as the parent.
+        """
+        return f"00-{self.trace_id}-{span_id or self.span_id}-{self.flags}"
 
 
 def parse_traceparent(value: bytes | None) -> tuple[str, str, str] | None:

@@ -65,7 +65,9 @@ class EdgeRequest(Request):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.exchange = self.channel.site.recorder.exchange()
+        # kept: the channel is gone by the time a lost request is recorded
+        self._site = self.channel.site
+        self.exchange = self._site.recorder.exchange()
         # Twisted parses form bodies (urlencoded, multipart) of every POST
         # into request.args; llmedge takes JSON only, so that work is waste,
         # and a malformed multipart body would get Twisted's bare 400 instead
@@ -151,6 +153,8 @@ class EdgeRequest(Request):
         if self.trace is not None:
             self.exchange.trace_id = self.trace.trace_id
             self.exchange.span_id = self.trace.span_id
+            self.exchange.parent_span_id = self.trace.parent_id
+            self.exchange.trace_sampled = self.trace.sampled
         site.recorder.started()
         self._in_flight = True
         super().process()
@@ -161,7 +165,7 @@ class EdgeRequest(Request):
         """
         if not self._recorded:
             self._recorded = True
-            self.channel.site.recorder.finished(self, self._in_flight)
+            self._site.recorder.finished(self, self._in_flight)
 
     # -- work and failures ---------------------------------------------------
 
@@ -193,15 +197,18 @@ class EdgeRequest(Request):
         return work
 
     def connectionLost(self, reason: Failure) -> None:
-        if not self.finished and not self._recorded:
-            self.exchange.aborted = True
-            self._record()
+        aborted = not self.finished
         super().connectionLost(reason)
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
         work, self._work = self._work, None
         if work is not None and not work.called:
+            # The handlers see the request disconnected and write nothing;
+            # the cancellation is recorded (outcome, upstream time) first.
             work.cancel()
+        if aborted:
+            self.exchange.aborted = True
+            self._record()
 
     def processingFailed(self, reason: Failure) -> Failure:
         """

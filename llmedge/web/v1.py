@@ -60,6 +60,9 @@ class ModelCall(Leaf):
         exchange.stream = call.stream
         provider, model = self._router.route(call.model)[0]
         exchange.provider = provider.name
+        exchange.endpoint = self._endpoint
+        if request.trace is not None:
+            exchange.upstream_span_id = request.site.random_bytes(8).hex()
         timer = UpstreamTimer(self._clock, exchange)
         work = request.track(maybeDeferred(getattr(provider, self._method), call, model))
         work.addCallback(self._answer, request, timer)

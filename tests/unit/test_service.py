@@ -3,6 +3,8 @@ L{EdgeService}: from a configuration to listening ports, bound in
 C{privilegedStartService}, and back.
 """
 
+import sys
+
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import fail, succeed
@@ -181,3 +183,23 @@ def test_rate_limit_store_runs_with_the_service():
 def test_no_store_when_rate_limiting_is_off():
     config = load({"AUTH_ENABLED": "false", "RATE_LIMIT_ENABLED": "false"}, None, ["tcp:0"])
     assert EdgeService(config, MemoryReactorClock()).limits is None
+
+
+def test_otlp_without_the_extra_installed_refuses_to_build(monkeypatch):
+    for name in ("opentelemetry", "opentelemetry.sdk", "opentelemetry.sdk.trace"):
+        monkeypatch.setitem(sys.modules, name, None)
+    config = load({"AUTH_ENABLED": "false", "OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+                  None, ["tcp:0"])
+    with pytest.raises(ConfigError, match=r"llmedge\[otel\]"):
+        EdgeService(config, MemoryReactorClock())
+
+
+def test_no_opentelemetry_is_loaded_without_the_setting():
+    import subprocess
+
+    code = ("import sys; from llmedge.config import load; from llmedge.service import "
+            "EdgeService; from twisted.internet.testing import MemoryReactorClock; "
+            "EdgeService(load({'AUTH_ENABLED': 'false'}, None, ['tcp:0']), MemoryReactorClock()); "
+            "print(any(m.startswith('opentelemetry') for m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
