@@ -67,7 +67,7 @@ def _message(event: dict[str, Any]) -> str:
     say so without it.
     """
     text = formatEvent(event)
-    if text.startswith("Unable to format event"):
+    if text.startswith(("Unable to format event", "MESSAGE LOST")):
         return f"Unable to format event: format {event.get('log_format')!r}"
     return text
 

@@ -117,9 +117,9 @@ class EdgeRequest(Request):
         self.code = 413
         self.exchange.error_code = "request_too_large"
         transport = self.channel.transport
-        transport.write(
-            raw_response(request_too_large(limit), [(b"x-request-id", request_id)])
-        )
+        error = request_too_large(limit)
+        transport.write(raw_response(error, [(b"x-request-id", request_id)]))
+        self.sentLength = len(error.body())
         self._record()
         # Half-close where the transport can (TCP): the client reads the 413
         # while what it still sends is discarded. Either way the connection

@@ -203,6 +203,19 @@ def test_broken_format_string_does_not_dump_objects():
     assert "sk-do-not-log" not in json.dumps(record)
 
 
+class UnRepresentable:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+
+@pytest.mark.parametrize("broken", ["unbalanced {", "{bad}"])
+def test_unrepresentable_event_does_not_dump_objects(broken):
+    record = to_record(event(log_format=broken, secret=Secretive(), bad=UnRepresentable()))
+    assert "sk-do-not-log" not in json.dumps(record)
+
+
 def test_non_finite_float_does_not_break_the_json():
     out = io.StringIO()
     JSONObserver(out)(event(ratio=float("nan")))
