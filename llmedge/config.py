@@ -50,9 +50,15 @@ class Target:
 
 @dataclass(frozen=True)
 class ProviderConfig:
+    """
+    One C{[providers.NAME]} table. C{api_key} is read from the environment
+    variable C{api_key_env} names, and never shown.
+    """
+
     name: str
     kind: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    api_key: str | None = field(default=None, repr=False)
 
 
 DEFAULT_PROVIDERS = MappingProxyType({"mock": ProviderConfig("mock", "mock")})
@@ -127,7 +133,7 @@ def load(
         values=MappingProxyType(values),
         listen=listeners,
         listen_origin=origin,
-        providers=_providers(document.get("providers"), path),
+        providers=_providers(document.get("providers"), path, environ),
         models=_models(document.get("models"), document.get("providers"), path),
         auth_keys=_auth_keys(document.get("auth", {}).get("keys"), path),
         source=path,
@@ -207,7 +213,9 @@ def _parse_table(spec: dict, fields: Mapping, where: str, path: str | None,
     return parsed
 
 
-def _providers(table: Any, path: str | None) -> Mapping[str, ProviderConfig]:
+def _providers(
+    table: Any, path: str | None, environ: Mapping[str, str]
+) -> Mapping[str, ProviderConfig]:
     if table is None:
         return DEFAULT_PROVIDERS
     providers = dict(DEFAULT_PROVIDERS)
@@ -223,7 +231,17 @@ def _providers(table: Any, path: str | None) -> Mapping[str, ProviderConfig]:
             )
         options = {k: v for k, v in spec.items() if k != "kind"}
         options = _parse_table(options, PROVIDER_KINDS[kind], where, path)
-        providers[name] = ProviderConfig(name, kind, MappingProxyType(options))
+        if "base_url" in PROVIDER_KINDS[kind] and "base_url" not in options:
+            raise ConfigError(f"{path}: {where}.base_url is required for kind {kind!r}")
+        api_key = None
+        if "api_key_env" in options:
+            api_key = environ.get(options["api_key_env"]) or None
+            if api_key is None:
+                raise ConfigError(
+                    f"{where}.api_key_env={options['api_key_env']!r} in {path}: "
+                    "that environment variable is not set"
+                )
+        providers[name] = ProviderConfig(name, kind, MappingProxyType(options), api_key)
     return MappingProxyType(providers)
 
 

@@ -26,6 +26,7 @@ from llmedge.limits.memory import MemoryStore
 from llmedge.observe.metrics import Metrics
 from llmedge.observe.recorder import Recorder
 from llmedge.providers.router import build_router
+from llmedge.providers.upstream import make_agent, make_pool
 from llmedge.web.root import build_root
 from llmedge.web.site import EdgeSite
 
@@ -143,7 +144,17 @@ class EdgeService(MultiService):
         self.limits = build_limits(config, reactor)
         if self.limits is not None:
             self.limits.setServiceParent(self)
-        self.router = build_router(config, reactor)
+        self.pool = make_pool(
+            reactor, config["upstream.pool_size"], config["upstream.idle_timeout"])
+        ca_bundle = config["upstream.ca_bundle"] or None
+        if ca_bundle is not None:
+            try:
+                open(ca_bundle, "rb").close()
+            except OSError as e:
+                raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: cannot read: {e.strerror}") from None
+        self.router = build_router(
+            config, reactor,
+            lambda timeout: make_agent(reactor, self.pool, timeout, ca_bundle))
         self.metrics = Metrics(config.models) if config["metrics.enabled"] else None
         self.spans = None
         if config["tracing.otlp_endpoint"]:
@@ -200,6 +211,8 @@ class EdgeService(MultiService):
 
     def stopService(self) -> Deferred[None]:
         stopped = super().stopService()
+        # idle upstream connections are closed; busy ones end with their requests
+        stopped.addBoth(lambda _: self.pool.closeCachedConnections())
         if self.spans is None:
             return stopped
         # the spans of the last requests go out before the process ends

@@ -167,6 +167,17 @@ SETTINGS: tuple[Setting, ...] = (
             "memory", "where limit state lives"),
     Setting("rate_limit", "redis_url", "REDIS_URL", text, "redis://127.0.0.1:6379/0",
             "Redis for the redis backend", secret=True),
+    Setting("server", "stream_keepalive_seconds", "STREAM_KEEPALIVE_SECONDS",
+            seconds_or_zero, 15.0,
+            "SSE comment sent while a stream waits for its first token (0: never)"),
+    Setting("upstream", "pool_size", "UPSTREAM_POOL_SIZE", integer(1), 16,
+            "idle connections kept per upstream host"),
+    Setting("upstream", "idle_timeout", "UPSTREAM_IDLE_TIMEOUT", seconds, 240.0,
+            "seconds an idle upstream connection is kept"),
+    Setting("upstream", "ca_bundle", "UPSTREAM_CA_BUNDLE", text, "",
+            "PEM file of CAs to verify upstreams with (default: the system's)"),
+    Setting("upstream", "cooldown_seconds", "UPSTREAM_COOLDOWN_SECONDS", seconds_or_zero, 10.0,
+            "seconds a failed provider is skipped when a model has other targets"),
     Setting("log", "level", "LOG_LEVEL",
             choice("debug", "info", "warn", "warning", "error", "critical"), "info",
             "lowest level logged"),
@@ -184,14 +195,48 @@ SETTINGS: tuple[Setting, ...] = (
             "PEM private key for tls.enabled"),
 )
 
+def url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    if any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces")
+    return value
+
+
+def env_name(value: Any) -> str:
+    if not isinstance(value, str) or not value or not value.replace("_", "").isalnum():
+        raise ValueError("must be the name of an environment variable")
+    return value
+
+
+def header_table(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and "\n" not in v
+        for k, v in value.items()
+    ):
+        raise ValueError('must be a table of strings, e.g. { "OpenAI-Organization" = "org-1" }')
+    return dict(value)
+
+
+_UPSTREAM = {
+    "base_url": url,
+    "api_key_env": env_name,
+    "headers": header_table,
+    "connect_timeout": seconds,
+    "first_byte_timeout": seconds,
+}
+
 #: Provider kinds this version can build, and the settings each accepts in
-#: its C{[providers.NAME]} table (besides C{kind}).
+#: its C{[providers.NAME]} table (besides C{kind}); C{base_url} is required
+#: for the upstream kinds.
 PROVIDER_KINDS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "mock": {
         "embedding_dimensions": integer(1, 16384),
         "stream_interval": seconds_or_zero,
         "latency": seconds_or_zero,
     },
+    "openai": dict(_UPSTREAM),
+    "anthropic": {**_UPSTREAM, "default_max_tokens": integer(1), "version": text},
 }
 
 #: The fields of one C{[[auth.keys]]} entry.

@@ -11,7 +11,7 @@ layers write plain attributes, nothing formats or counts until the end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Routes as templates: the only values the C{route} label and log field
 #: take, whatever paths clients send.
@@ -76,6 +76,7 @@ class Exchange:
     upstream_started: float | None = None
     upstream_span_id: str | None = None
     aborted: bool = False
+    attempts: list = field(default_factory=list)
 
     def count_usage(self, usage: object) -> None:
         """

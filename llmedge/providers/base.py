@@ -5,7 +5,8 @@ backend (the embedded mock, an OpenAI-compatible server, Anthropic).
 
 A provider receives a validated L{Call} and the upstream model name its route
 chose, and returns a L{Deferred}. For a plain request the Deferred fires with
-the response document (a C{dict} in OpenAI's shape). For C{"stream": true} it
+the response document (a C{dict} in OpenAI's shape, or an L{Answer} holding
+it as bytes). For C{"stream": true} it
 fires with an L{IEventStream}: the front registers it as the producer of the
 response, so a slow client pauses the provider (back-pressure), and stopping
 it cancels the work behind it.
@@ -62,6 +63,22 @@ class Call:
         return self.body.get("stream") is True
 
 
+@dataclass(frozen=True)
+class Answer:
+    """
+    A complete answer in its wire form, as an upstream sent it: relayed
+    byte for byte rather than re-serialised.
+
+    @ivar body: the JSON document.
+    @ivar usage: its C{usage} object, for the token counts.
+    @ivar headers: upstream headers to pass on (its rate limits).
+    """
+
+    body: bytes
+    usage: dict[str, Any] | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
 class IEventStream(IPushProducer):
     """
     A stream of server-sent events coming from a provider.
@@ -74,6 +91,9 @@ class IEventStream(IPushProducer):
     usage = Attribute(
         "The OpenAI usage object of the whole stream, once known (by the time "
         "start's Deferred fires), or None: the front counts tokens from it."
+    )
+    headers = Attribute(
+        "Upstream response headers to pass on, as (name, value) byte pairs."
     )
 
     def start(receiver: Callable[[bytes], None]) -> Deferred[None]:

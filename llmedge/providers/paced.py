@@ -37,6 +37,7 @@ class PacedStream:
         self, reactor, interval: float, events: list[bytes], usage: dict | None = None
     ) -> None:
         self.usage = usage
+        self.headers: tuple[tuple[bytes, bytes], ...] = ()
         self._reactor = reactor
         self._interval = interval
         self._events = deque(events)

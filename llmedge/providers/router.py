@@ -10,15 +10,19 @@ lets C{/v1/models} list exactly what the request handlers will accept.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IAgent
 
 from llmedge.config import Config, ProviderConfig, Target
 from llmedge.errors import model_not_found
 from llmedge.providers.base import IProvider
+from llmedge.providers.anthropic import AnthropicProvider
+from llmedge.providers.fallback import Breaker
 from llmedge.providers.mock import MockProvider
+from llmedge.providers.openai import OpenAIProvider
 
 
 class Router:
@@ -35,12 +39,16 @@ class Router:
         models: Mapping[str, Sequence[Target]],
         providers: Mapping[str, IProvider],
         created: int,
+        breaker: Breaker | None = None,
     ) -> None:
         self._routes = {
             name: tuple((providers[t.provider], t.model) for t in targets)
             for name, targets in models.items()
         }
         self._created = created
+        self.providers = dict(providers)
+        #: Which providers recently failed, shared by every model's fallback.
+        self.breaker = breaker if breaker is not None else Breaker(_Never(), 0)
 
     def route(self, model: str) -> tuple[tuple[IProvider, str], ...]:
         """
@@ -77,17 +85,49 @@ class Router:
         }
 
 
-def _build_provider(reactor: IReactorTime, spec: ProviderConfig) -> IProvider:
+class _Never:
+    """
+    A clock for a breaker that never opens (cooldown 0).
+    """
+
+    def seconds(self) -> float:
+        return 0.0
+
+
+def _build_provider(reactor, spec: ProviderConfig, agents: AgentFactory) -> IProvider:
+    options = dict(spec.options)
     if spec.kind == "mock":
-        return MockProvider(reactor, name=spec.name, **spec.options)
-    raise ValueError(f"unknown provider kind {spec.kind!r}")  # config rejects these
+        return MockProvider(reactor, name=spec.name, **options)
+    agent = agents(options.pop("connect_timeout", 10.0))
+    common = dict(
+        name=spec.name, base_url=options.pop("base_url"), api_key=spec.api_key,
+        agent=agent, clock=reactor, headers=options.pop("headers", None),
+        first_byte_timeout=options.pop("first_byte_timeout", 60.0),
+    )
+    options.pop("api_key_env", None)
+    if spec.kind == "openai":
+        return OpenAIProvider(**common)
+    return AnthropicProvider(**common, **options)
 
 
-def build_router(config: Config, reactor: IReactorTime) -> Router:
+AgentFactory = Callable[[float], IAgent]
+
+
+def build_router(config: Config, reactor: IReactorTime, agents: AgentFactory | None = None) -> Router:
     """
     Make every configured provider and the router over them.
+
+    @param agents: makes the HTTP agent for a provider, given its connect
+        timeout; the service's share one connection pool.
     """
+    if agents is None:
+        agents = _no_upstreams
     providers = {
-        name: _build_provider(reactor, spec) for name, spec in config.providers.items()
+        name: _build_provider(reactor, spec, agents) for name, spec in config.providers.items()
     }
-    return Router(config.models, providers, created=int(reactor.seconds()))
+    breaker = Breaker(reactor, config["upstream.cooldown_seconds"])
+    return Router(config.models, providers, int(reactor.seconds()), breaker)
+
+
+def _no_upstreams(connect_timeout: float) -> IAgent:
+    raise ValueError("upstream providers need an agent factory")

@@ -61,7 +61,9 @@ def build_root(
     root.putChild(b"health", Health(clock))
     if metrics is not None:
         root.putChild(b"metrics", MetricsPage(metrics.registry))
-    v1: IResource = Deadline(build_v1(router, clock), config.timeout_seconds, clock)
+    v1: IResource = Deadline(
+        build_v1(router, clock, config["server.stream_keepalive_seconds"]),
+        config.timeout_seconds, clock)
     if config["rate_limit.enabled"] and limits is not None:
         default = Limit(per_minute=config["rate_limit.rpm"], burst=config["rate_limit.burst"])
         v1 = RateLimited(v1, limits, default)

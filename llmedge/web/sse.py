@@ -15,6 +15,8 @@ itself sends), then closes, so the SDKs raise instead of hanging.
 from __future__ import annotations
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from llmedge.errors import error_from_failure
@@ -31,9 +33,32 @@ def event(data: bytes) -> bytes:
     return b"data: " + data + b"\n\n"
 
 
-def relay(request, stream: IEventStream, timer: UpstreamTimer) -> Deferred[None]:
+def relay_headers(request, headers) -> None:
+    """
+    Pass on upstream headers, except those llmedge set itself (its own
+    rate limit is the nearer one).
+    """
+    for name, value in headers:
+        if not request.responseHeaders.hasHeader(name):
+            request.responseHeaders.addRawHeader(name, value)
+
+
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def relay(
+    request,
+    stream: IEventStream,
+    timer: UpstreamTimer,
+    clock: IReactorTime | None = None,
+    keepalive: float = 0.0,
+) -> Deferred[None]:
     """
     Send C{stream} as the response to C{request} and finish it.
+
+    Until the first event arrives, an SSE comment is sent every
+    C{keepalive} seconds, so proxies and load balancers that cut idle
+    connections leave a stream waiting on a slow model alone.
 
     @param timer: told of the first event and of the end.
     @return: the Deferred of the stream's delivery, tracked by the request
@@ -43,16 +68,29 @@ def relay(request, stream: IEventStream, timer: UpstreamTimer) -> Deferred[None]
     request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
     request.setHeader(b"Cache-Control", b"no-cache")
     request.setHeader(b"X-Accel-Buffering", b"no")
+    relay_headers(request, getattr(stream, "headers", ()))
     request.write(b"")  # headers (request id, rate limits) before the first event
     request.registerProducer(stream, True)
+    beat = None
+    if keepalive > 0 and clock is not None:
+        beat = LoopingCall(request.write, KEEPALIVE)
+        beat.clock = clock
+        beat.start(keepalive, now=False)
+
+    def quiet() -> None:
+        if beat is not None and beat.running:
+            beat.stop()
 
     def deliver(data: bytes) -> None:
+        if beat is not None:
+            quiet()
         timer.first_event()
         request.write(event(data))
 
     done = request.track(stream.start(deliver))
 
     def finished(result: None | Failure) -> None:
+        quiet()
         if isinstance(result, Failure):
             timer.failed(result)
         else:

@@ -15,19 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 
 from llmedge.errors import error_from_failure, write_error
 from llmedge.observe.timing import UpstreamTimer
-from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Call, IEventStream
+from llmedge.providers.fallback import try_targets
+from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, IEventStream
 from llmedge.providers.router import Router
 from llmedge.validation import validate_chat, validate_completion, validate_embedding
 from llmedge.web.body import read_json_object
 from llmedge.web.resource import Endpoint, Leaf, Node, json_bytes, write_json
-from llmedge.web.sse import relay
+from llmedge.web.sse import relay, relay_headers
 
 
 class ModelCall(Leaf):
@@ -44,9 +44,11 @@ class ModelCall(Leaf):
         validate: Callable[[Any], dict[str, Any]],
         method: str,
         clock: IReactorTime,
+        keepalive: float = 0.0,
     ) -> None:
         super().__init__()
         self._clock = clock
+        self._keepalive = keepalive
         self._router = router
         self._endpoint = endpoint
         self._validate = validate
@@ -56,15 +58,20 @@ class ModelCall(Leaf):
         body, raw = read_json_object(request)
         exchange = request.exchange
         exchange.model = body.get("model") if isinstance(body.get("model"), str) else None
-        call = Call(self._endpoint, self._validate(body), raw, request.request_id)
-        exchange.stream = call.stream
-        provider, model = self._router.route(call.model)[0]
-        exchange.provider = provider.name
+        self._validate(body)
+        targets = self._router.route(body["model"])
         exchange.endpoint = self._endpoint
+        headers = {"x-request-id": request.request_id}
         if request.trace is not None:
             exchange.upstream_span_id = request.site.random_bytes(8).hex()
+            headers["traceparent"] = request.trace.traceparent(exchange.upstream_span_id)
+            if request.trace.state:
+                headers["tracestate"] = request.trace.state
+        call = Call(self._endpoint, body, raw, request.request_id, headers)
+        exchange.stream = call.stream
         timer = UpstreamTimer(self._clock, exchange)
-        work = request.track(maybeDeferred(getattr(provider, self._method), call, model))
+        work = request.track(try_targets(
+            targets, self._method, call, self._router.breaker, self._clock, exchange))
         work.addCallback(self._answer, request, timer)
         work.addErrback(self._fail, request, timer)
         return NOT_DONE_YET
@@ -74,12 +81,17 @@ class ModelCall(Leaf):
             if request._disconnected or request.finished:
                 answer.stopProducing()
                 return
-            relay(request, answer, timer)
+            relay(request, answer, timer, self._clock, self._keepalive)
             return
-        timer.done("ok", answer.get("usage"))
+        if isinstance(answer, Answer):
+            timer.done("ok", answer.usage)
+            body = answer.body
+            relay_headers(request, answer.headers)
+        else:
+            timer.done("ok", answer.get("usage"))
+            body = json_bytes(answer)
         if request._disconnected or request.finished:
             return
-        body = json_bytes(answer)
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Content-Length", b"%d" % (len(body),))
         request.write(body)
@@ -109,7 +121,7 @@ class Models(Endpoint):
         return write_json(request, self._router.describe(name))
 
 
-def build_v1(router: Router, clock: IReactorTime) -> Node:
+def build_v1(router: Router, clock: IReactorTime, keepalive: float = 0.0) -> Node:
     """
     The C{/v1} subtree.
     """
@@ -117,12 +129,12 @@ def build_v1(router: Router, clock: IReactorTime) -> Node:
     chat = Node()
     chat.putChild(
         b"completions",
-        ModelCall(router, CHAT, validate_chat, "chat_completion", clock),
+        ModelCall(router, CHAT, validate_chat, "chat_completion", clock, keepalive),
     )
     v1.putChild(b"chat", chat)
     v1.putChild(
         b"completions",
-        ModelCall(router, COMPLETIONS, validate_completion, "completion", clock),
+        ModelCall(router, COMPLETIONS, validate_completion, "completion", clock, keepalive),
     )
     v1.putChild(
         b"embeddings",

@@ -1,0 +1,132 @@
+# -*- test-case-name: tests.unit.test_anthropic_provider -*-
+"""
+The C{anthropic} provider: chat completions answered by Anthropic's
+Messages API, translated both ways (L{anthropic_request},
+L{anthropic_response}) so clients keep speaking OpenAI.
+
+Anthropic has no legacy completions and no embeddings: asking a model
+routed here for those is the client's error (400), not a provider failure.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.client import readBody
+from twisted.web.iweb import IAgent
+from zope.interface import implementer
+
+from llmedge.errors import invalid_request
+from llmedge.providers.anthropic_request import DEFAULT_MAX_TOKENS, to_messages_request
+from llmedge.providers.anthropic_response import (
+    StreamTranslator,
+    error_from_anthropic,
+    to_chat_completion,
+)
+from llmedge.providers.base import Call, IProvider
+from llmedge.providers.events import UpstreamStream
+from llmedge.providers.upstream import post, relayed_headers, upstream_error
+
+API_VERSION = "2023-06-01"
+
+
+@implementer(IProvider)
+class AnthropicProvider:
+    """
+    @param base_url: the API root, e.g. C{https://api.anthropic.com}.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        agent: IAgent,
+        clock: IReactorTime,
+        headers: dict[str, str] | None = None,
+        first_byte_timeout: float = 60.0,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        version: str = API_VERSION,
+    ) -> None:
+        self.name = name
+        root = base_url.rstrip("/")
+        self._url = (root if root.endswith("/v1") else root + "/v1").encode("ascii") + b"/messages"
+        self._agent = agent
+        self._clock = clock
+        self._first_byte = first_byte_timeout
+        self._max_tokens = default_max_tokens
+        self._headers = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
+        self._headers[b"anthropic-version"] = version.encode()
+        if api_key:
+            self._headers[b"x-api-key"] = api_key.encode()
+
+    def completion(self, call: Call, model: str) -> Deferred:
+        return fail(self._unsupported("/v1/completions", call))
+
+    def embedding(self, call: Call, model: str) -> Deferred:
+        return fail(self._unsupported("/v1/embeddings", call))
+
+    def _unsupported(self, path: str, call: Call):
+        error = invalid_request(
+            f"The model `{call.model}` is served by Anthropic, which has no {path}.",
+            param="model")
+        error.retryable = False
+        return error
+
+    @inlineCallbacks
+    def chat_completion(self, call: Call, model: str):
+        body = json.dumps(to_messages_request(call.body, model, self._max_tokens)).encode()
+        headers = dict(self._headers)
+        for name, value in call.headers.items():
+            headers[name.encode("latin-1")] = value.encode("latin-1")
+        response = yield post(self._agent, self._clock, self.name, self._url, headers, body,
+                              self._first_byte)
+        if response.code != 200:
+            payload = yield readBody(response)
+            raise self._error(response, payload)
+        created = int(self._clock.seconds())
+        if call.stream:
+            include = (call.body.get("stream_options") or {}).get("include_usage") is True
+            translator = StreamTranslator(call.model, created, include)
+            stream = UpstreamStream(self.name, response, None)
+            stream._handle = _event_handler(stream, translator)
+            stream.headers = relayed_headers(response)
+            return stream
+        payload = yield readBody(response)
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "message":
+            raise upstream_error(self.name, 502,
+                                 f"Provider '{self.name}' sent a response that is not a message.",
+                                 "upstream_malformed_response")
+        return to_chat_completion(message, call.model, created)
+
+    def _error(self, response, payload: bytes):
+        headers = {k.decode().lower(): v[0].decode("latin-1")
+                   for k, v in response.headers.getAllRawHeaders()}
+        error = error_from_anthropic(response.code, payload, headers)
+        error.retryable = response.code >= 500 or response.code == 429
+        error.provider = self.name
+        return error
+
+
+def _event_handler(stream: UpstreamStream, translator: StreamTranslator):
+    """
+    Translate each Anthropic event into the OpenAI chunks it stands for.
+    """
+
+    def handle(event, data: bytes, deliver) -> bool:
+        document = json.loads(data)
+        if not isinstance(document, dict):
+            raise ValueError("not an object")
+        kind = (event or b"").decode("ascii", "replace") or document.get("type", "")
+        for chunk in translator.feed(kind, document):
+            deliver(json.dumps(chunk, separators=(",", ":")).encode())
+        stream.usage = translator.usage
+        return kind == "message_stop"
+
+    return handle

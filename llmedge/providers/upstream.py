@@ -1,0 +1,199 @@
+# -*- test-case-name: tests.unit.test_upstream -*-
+"""
+Talking HTTP to upstream providers: the shared connection pool, one POST
+with a first-byte timeout, and the mapping of transport failures to errors
+a client can act on.
+
+One L{HTTPConnectionPool} serves every provider of the process, so
+connections to a provider are reused across requests (the TLS handshake is
+paid once, not per request); it is closed when the service stops. The pool
+bounds idle connections kept per host, not concurrency.
+
+Requests use Twisted's L{Agent} directly: on this hot path treq's
+conveniences (URL objects, IDNA encoding) cost about as much CPU as the rest
+of the proxy together (see DESIGN.md), and llmedge needs none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from twisted.internet import error as net
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IBodyProducer, IResponse
+from zope.interface import implementer
+
+from llmedge import __version__
+from llmedge.errors import APIError
+
+USER_AGENT = f"llmedge/{__version__}".encode()
+
+#: Upstream response headers relayed to the client: the provider's own rate
+#: limits (unless llmedge set the same header itself) and its request id.
+RELAYED_PREFIXES = (b"x-ratelimit-", b"openai-processing-ms", b"anthropic-ratelimit-")
+
+
+def make_pool(reactor, per_host: int, idle_timeout: float) -> HTTPConnectionPool:
+    """
+    The process's connection pool.
+    """
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = per_host
+    pool.cachedConnectionTimeout = idle_timeout
+    pool.retryAutomatically = False  # never resend a POST on our own
+    return pool
+
+
+def make_agent(
+    reactor, pool: HTTPConnectionPool, connect_timeout: float, ca_bundle: str | None = None
+) -> IAgent:
+    """
+    An agent verifying upstream certificates (service-identity), against
+    the system's roots or the given PEM bundle.
+    """
+    trust_root = None
+    if ca_bundle:
+        from twisted.internet.ssl import Certificate, trustRootFromCertificates
+
+        with open(ca_bundle, "rb") as f:
+            pem = f.read()
+        certificates = [
+            Certificate.loadPEM(b"-----BEGIN CERTIFICATE-----" + part)
+            for part in pem.split(b"-----BEGIN CERTIFICATE-----")[1:]
+        ]
+        trust_root = trustRootFromCertificates(certificates)
+    return Agent(
+        reactor,
+        contextFactory=BrowserLikePolicyForHTTPS(trust_root),
+        connectTimeout=connect_timeout,
+        pool=pool,
+    )
+
+
+def upstream_error(
+    provider: str,
+    status: int,
+    message: str,
+    code: str,
+    type: str = "upstream_error",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    retryable: bool = True,
+) -> APIError:
+    """
+    An error caused upstream; C{retryable} ones let the next target try.
+    """
+    error = APIError(status, message, type=type, code=code, headers=headers)
+    error.retryable = retryable
+    error.provider = provider
+    return error
+
+
+def unreachable(provider: str, reason: Failure) -> APIError:
+    """
+    The error for a request that never got a response, with a short cause
+    and never Twisted's failure text.
+    """
+    cause = "the connection failed"
+    inner = reason.value
+    if isinstance(inner, ResponseNeverReceived | ResponseFailed) and inner.reasons:
+        inner = inner.reasons[0].value
+    if isinstance(inner, net.ConnectionRefusedError):
+        cause = "connection refused"
+    elif isinstance(inner, net.DNSLookupError):
+        cause = "its host name does not resolve"
+    elif isinstance(inner, net.TimeoutError | net.TCPTimedOutError):
+        cause = "the connection timed out"
+    elif type(inner).__module__.startswith("OpenSSL") or "SSL" in type(inner).__name__:
+        cause = "the TLS handshake failed"
+    elif isinstance(inner, net.ConnectionLost | net.ConnectionDone):
+        cause = "the connection was closed before a response"
+    return upstream_error(
+        provider, 502, f"Provider '{provider}' is unreachable: {cause}.", "upstream_unreachable"
+    )
+
+
+def first_byte_timeout(provider: str, seconds: float) -> APIError:
+    return upstream_error(
+        provider, 504,
+        f"Provider '{provider}' sent no response within {seconds:g} seconds.",
+        "upstream_timeout",
+    )
+
+
+def post(
+    agent: IAgent,
+    clock: IReactorTime,
+    provider: str,
+    url: bytes,
+    headers: dict[bytes, bytes],
+    body: bytes,
+    first_byte: float,
+) -> Deferred[IResponse]:
+    """
+    POST C{body} and fire with the response once its headers arrived.
+
+    Fails with a 502 L{APIError} when no response comes, or a 504 when its
+    headers take longer than C{first_byte} seconds. Cancelling the
+    Deferred closes the connection.
+    """
+    request_headers = Headers({b"user-agent": [USER_AGENT], b"content-type": [b"application/json"]})
+    for name, value in headers.items():
+        request_headers.setRawHeaders(name, [value])
+    d = agent.request(b"POST", url, request_headers, _BytesProducer(body))
+    d.addTimeout(first_byte, clock)
+
+    def failed(reason: Failure):
+        if reason.check(TimeoutError):
+            raise first_byte_timeout(provider, first_byte)
+        if reason.check(APIError, CancelledError):
+            return reason
+        raise unreachable(provider, reason)
+
+    return d.addErrback(failed)
+
+
+def relayed_headers(response: IResponse) -> tuple[tuple[bytes, bytes], ...]:
+    """
+    The upstream headers worth passing on to the client.
+    """
+    found = []
+    for name, values in response.headers.getAllRawHeaders():
+        lower = name.lower()
+        if lower.startswith(RELAYED_PREFIXES):
+            found.extend((lower, v) for v in values)
+    return tuple(found)
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """
+    A request body already in memory, sent in one write with its length
+    (no chunked encoding, which some servers refuse).
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer) -> Deferred[None]:
+        consumer.write(self._body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
