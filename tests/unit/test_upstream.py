@@ -1,0 +1,205 @@
+"""
+Upstream plumbing: SSE parsing, the relayed stream's back-pressure and
+ending, error mapping, and what body goes upstream.
+"""
+
+import json
+
+import pytest
+from twisted.internet import error as net
+from twisted.internet.defer import CancelledError
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import ResponseDone, ResponseNeverReceived
+from twisted.web.http_headers import Headers
+
+from llmedge.providers.base import Call
+from llmedge.providers.events import SSEReader, UpstreamStream
+from llmedge.providers.openai import OpenAIProvider, _chunk_handler, error_from_openai
+from llmedge.providers.upstream import unreachable
+
+
+class Transport:
+    def __init__(self):
+        self.paused = False
+        self.stopped = False
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+
+    def stopProducing(self):
+        self.stopped = True
+
+
+class Response:
+    """
+    Stands in for an IResponse: hands its body protocol a fake transport.
+    """
+
+    def __init__(self):
+        self.transport = Transport()
+        self.protocol = None
+
+    def deliverBody(self, protocol):
+        self.protocol = protocol
+        protocol.makeConnection(self.transport)
+
+
+def events_of(*pieces):
+    seen = []
+    reader = SSEReader(lambda event, data: seen.append((event, data)))
+    reader.makeConnection(Transport())
+    for piece in pieces:
+        reader.dataReceived(piece)
+    return seen
+
+
+def test_events_are_split_on_blank_lines():
+    assert events_of(b"data: a\n\ndata: b\n\n") == [(None, b"a"), (None, b"b")]
+
+
+def test_events_may_arrive_in_any_pieces():
+    assert events_of(b"da", b"ta: {\"x\"", b":1}\n", b"\n") == [(None, b'{"x":1}')]
+
+
+def test_crlf_comments_and_event_types():
+    seen = events_of(b": keep-alive\r\n\r\nevent: ping\r\ndata: {}\r\n\r\n")
+    assert seen == [(b"ping", b"{}")]
+
+
+def test_multi_line_data_is_joined():
+    assert events_of(b"data: a\ndata: b\n\n") == [(None, b"a\nb")]
+
+
+class UpstreamStreamTests(SynchronousTestCase):
+    def stream(self, strip_usage=False):
+        response = Response()
+        stream = UpstreamStream("up", response, None)
+        stream._handle = _chunk_handler(stream, strip_usage, "up")
+        received = []
+        done = stream.start(received.append)
+        return response, stream, received, done
+
+    def test_chunks_are_relayed_byte_for_byte(self):
+        response, _, received, done = self.stream()
+        chunk = b'{"choices": [{"delta": {"role": "assistant"}, "finish_reason": null}]}'
+        response.protocol.dataReceived(b"data: " + chunk + b"\n\ndata: [DONE]\n\n")
+        response.protocol.connectionLost(Failure(ResponseDone()))
+        self.assertEqual(received, [chunk])
+        self.successResultOf(done)
+
+    def test_usage_chunk_llmedge_asked_for_is_held_back(self):
+        response, stream, received, done = self.stream(strip_usage=True)
+        usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+        response.protocol.dataReceived(
+            b'data: {"choices":[{"delta":{}}],"usage":null}\n\n'
+            b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n"
+            b"data: [DONE]\n\n")
+        response.protocol.connectionLost(Failure(ResponseDone()))
+        self.assertEqual(len(received), 1)
+        self.assertEqual(stream.usage, usage)
+
+    def test_usage_chunk_the_client_asked_for_is_relayed(self):
+        response, stream, received, _ = self.stream(strip_usage=False)
+        response.protocol.dataReceived(b'data: {"choices":[],"usage":{"total_tokens":3}}\n\n')
+        self.assertEqual(len(received), 1)
+
+    def test_stream_ending_without_done_is_broken(self):
+        response, _, _, done = self.stream()
+        response.protocol.dataReceived(b'data: {"choices":[]}\n\n')
+        response.protocol.connectionLost(Failure(ResponseDone()))
+        self.assertEqual(self.failureResultOf(done).value.code, "upstream_stream_broken")
+
+    def test_garbage_event_fails_the_stream_and_closes_upstream(self):
+        response, _, received, done = self.stream()
+        response.protocol.dataReceived(b"data: <html>oops</html>\n\n")
+        self.assertTrue(response.transport.stopped)
+        response.protocol.connectionLost(Failure(ResponseDone()))
+        self.assertEqual(self.failureResultOf(done).value.code, "upstream_malformed_response")
+        self.assertEqual(received, [])
+
+    def test_pause_and_resume_reach_the_upstream_socket(self):
+        response, stream, _, _ = self.stream()
+        stream.pauseProducing()
+        self.assertTrue(response.transport.paused)
+        stream.resumeProducing()
+        self.assertFalse(response.transport.paused)
+
+    def test_cancel_closes_the_upstream_connection(self):
+        response, _, _, done = self.stream()
+        done.cancel()
+        self.assertTrue(response.transport.stopped)
+        self.failureResultOf(done, CancelledError)
+        response.protocol.connectionLost(Failure(net.ConnectionLost()))  # no second firing
+
+
+@pytest.mark.parametrize(
+    "status,body,expected_status,code",
+    [
+        (500, b'{"error": {"message": "boom", "type": "server_error"}}', 502, "upstream_error"),
+        (503, b"<html>busy</html>", 503, "upstream_error"),
+        (429, b'{"error": {"message": "slow down"}}', 429, "rate_limit_exceeded"),
+        (401, b'{"error": {"message": "bad key sk-upstream"}}', 502, "upstream_auth_failed"),
+        (400, b'{"error": {"message": "bad temp", "param": "temperature", "code": "x"}}',
+         400, "x"),
+        (404, b"not json", 502, "upstream_error"),
+    ],
+)
+def test_upstream_errors_map_to_client_errors(status, body, expected_status, code):
+    error = error_from_openai("up", status, body, Headers({b"retry-after": [b"7"]}))
+    assert (error.status, error.code) == (expected_status, code)
+    assert b"<html>" not in error.body()
+    assert b"sk-upstream" not in error.body()
+
+
+def test_upstream_429_keeps_retry_after():
+    error = error_from_openai("up", 429, b"{}", Headers({b"retry-after": [b"7"]}))
+    assert (b"Retry-After", b"7") in error.headers
+    assert error.retryable
+
+
+@pytest.mark.parametrize(
+    "reason,words",
+    [
+        (net.ConnectionRefusedError(), "connection refused"),
+        (net.DNSLookupError("x"), "does not resolve"),
+        (ResponseNeverReceived([Failure(net.ConnectionLost())]), "closed before a response"),
+    ],
+)
+def test_unreachable_names_the_provider_and_a_short_cause(reason, words):
+    error = unreachable("local", Failure(reason))
+    assert error.status == 502
+    assert "'local'" in error.message and words in error.message
+
+
+def provider():
+    return OpenAIProvider("up", "http://127.0.0.1:1/v1", "sk-up", agent=None, clock=None)
+
+
+def test_body_is_forwarded_as_received_when_nothing_changes():
+    raw = b'{"model": "m",  "messages": [], "future_field": 1}'
+    call = Call("chat.completions", json.loads(raw), raw)
+    assert provider()._body(call, "m") == (raw, False)
+
+
+def test_model_is_renamed_for_the_upstream():
+    call = Call("chat.completions", {"model": "public", "messages": []}, b"{}")
+    body, _ = provider()._body(call, "upstream-name")
+    assert json.loads(body)["model"] == "upstream-name"
+
+
+def test_streams_ask_for_usage_when_the_client_did_not():
+    call = Call("chat.completions", {"model": "m", "messages": [], "stream": True}, b"{}")
+    body, strip = provider()._body(call, "m")
+    assert json.loads(body)["stream_options"] == {"include_usage": True}
+    assert strip
+
+
+def test_client_asking_for_usage_gets_it_relayed():
+    document = {"model": "m", "messages": [], "stream": True,
+                "stream_options": {"include_usage": True}}
+    raw = json.dumps(document).encode()
+    assert provider()._body(Call("chat.completions", document, raw), "m") == (raw, False)
