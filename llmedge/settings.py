@@ -60,6 +60,8 @@ def seconds(value: Any) -> float:
 
 
 def seconds_or_zero(value: Any) -> float:
+    if isinstance(value, str) and value.strip() in ("0", "0.0"):
+        return 0.0
     if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
         return 0.0
     return seconds(value)

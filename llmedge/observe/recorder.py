@@ -116,4 +116,5 @@ class Recorder:
             span_id=exchange.span_id,
             error=exchange.error_code,
             aborted=exchange.aborted,
+            attempts=exchange.attempts or None,
         )

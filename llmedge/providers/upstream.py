@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from twisted.internet import error as net
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.client import (
@@ -43,11 +43,21 @@ USER_AGENT = f"llmedge/{__version__}".encode()
 RELAYED_PREFIXES = (b"x-ratelimit-", b"openai-processing-ms", b"anthropic-ratelimit-")
 
 
+class _QuietFactory(HTTPConnectionPool._factory):
+    """
+    The pool's connection factory, without a "Starting factory" log line
+    for every upstream connection.
+    """
+
+    noisy = False
+
+
 def make_pool(reactor, per_host: int, idle_timeout: float) -> HTTPConnectionPool:
     """
     The process's connection pool.
     """
     pool = HTTPConnectionPool(reactor, persistent=True)
+    pool._factory = _QuietFactory
     pool.maxPersistentPerHost = per_host
     pool.cachedConnectionTimeout = idle_timeout
     pool.retryAutomatically = False  # never resend a POST on our own
@@ -150,11 +160,15 @@ def post(
     for name, value in headers.items():
         request_headers.setRawHeaders(name, [value])
     d = agent.request(b"POST", url, request_headers, _BytesProducer(body))
-    d.addTimeout(first_byte, clock)
+
+    def timed_out(result, timeout):
+        # The agent fails a cancelled request with ResponseNeverReceived,
+        # not CancelledError: name the real cause here.
+        raise first_byte_timeout(provider, first_byte)
+
+    d.addTimeout(first_byte, clock, onTimeoutCancel=timed_out)
 
     def failed(reason: Failure):
-        if reason.check(TimeoutError):
-            raise first_byte_timeout(provider, first_byte)
         if reason.check(APIError, CancelledError):
             return reason
         raise unreachable(provider, reason)

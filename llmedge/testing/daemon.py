@@ -109,6 +109,23 @@ class Daemon:
             self._lines.put(line)
         self._lines.put(None)
 
+    def wait_for_line(self, predicate, timeout: float = 10.0) -> str:
+        """
+        The first output line (old or new) for which C{predicate} is true,
+        waiting up to C{timeout} seconds for it to be printed: a response
+        can reach a client before the log line about it is read here.
+        """
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.output[seen:]:
+                if predicate(line):
+                    return line
+            seen = len(self.output)
+            if time.monotonic() >= deadline:
+                raise DaemonError("no such line within the timeout")
+            time.sleep(0.01)
+
     @property
     def log(self) -> str:
         return "\n".join(self.output)
