@@ -156,6 +156,8 @@ class EdgeService(MultiService):
             config, reactor,
             lambda timeout: make_agent(reactor, self.pool, timeout, ca_bundle))
         self.metrics = Metrics(config.models) if config["metrics.enabled"] else None
+        if self.metrics is not None:
+            self.metrics.watch_breaker(self.router.breaker, self.router.providers)
         self.spans = None
         if config["tracing.otlp_endpoint"]:
             from llmedge.observe.otel import SpanExporter

@@ -126,6 +126,18 @@ class Metrics:
             ["version", "twisted", "python"], registry=r,
         ).labels(__version__, twisted.__version__, platform.python_version()).set(1)
 
+    def watch_breaker(self, breaker, providers: Iterable[str]) -> None:
+        """
+        Show which providers the circuit breaker is skipping, as
+        C{llmedge_provider_cooling_down{provider}} (1 while skipped).
+        """
+        gauge = Gauge(
+            "llmedge_provider_cooling_down",
+            "1 while a provider is skipped after a failure (circuit open).",
+            ["provider"], registry=self.registry)
+        for name in providers:
+            gauge.labels(name).set_function(lambda name=name: float(breaker.is_open(name)))
+
     def model_label(self, model: str | None) -> str:
         """
         A model name as a label value: configured names only.

@@ -109,3 +109,21 @@ def test_zero_cooldown_never_opens(cooldown):
     breaker = Breaker(Clock(), cooldown)
     breaker.failed("a")
     assert not breaker.is_open("a")
+
+
+def test_cooling_down_is_visible_in_a_metric():
+    from prometheus_client import generate_latest
+
+    from llmedge.observe.metrics import Metrics
+
+    clock = Clock()
+    breaker = Breaker(clock, cooldown=5)
+    metrics = Metrics(["m"])
+    metrics.watch_breaker(breaker, ["a", "b"])
+    breaker.failed("a")
+    text = generate_latest(metrics.registry).decode()
+    assert 'llmedge_provider_cooling_down{provider="a"} 1.0' in text
+    assert 'llmedge_provider_cooling_down{provider="b"} 0.0' in text
+    clock.advance(5)
+    text = generate_latest(metrics.registry).decode()
+    assert 'llmedge_provider_cooling_down{provider="a"} 0.0' in text
