@@ -203,3 +203,16 @@ def test_client_asking_for_usage_gets_it_relayed():
                 "stream_options": {"include_usage": True}}
     raw = json.dumps(document).encode()
     assert provider()._body(Call("chat.completions", document, raw), "m") == (raw, False)
+
+
+def test_upstream_headers_are_relayed_unless_llmedge_set_its_own():
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from llmedge.web.sse import relay_headers
+
+    request = DummyRequest([b""])
+    request.setHeader(b"x-ratelimit-remaining-requests", b"99")
+    relay_headers(request, [(b"x-ratelimit-remaining-requests", b"4999"),
+                            (b"x-ratelimit-remaining-tokens", b"150000")])
+    assert request.responseHeaders.getRawHeaders(b"x-ratelimit-remaining-requests") == [b"99"]
+    assert request.responseHeaders.getRawHeaders(b"x-ratelimit-remaining-tokens") == [b"150000"]
