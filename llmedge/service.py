@@ -11,6 +11,8 @@ leaving a daemon running that listens nowhere.
 
 from __future__ import annotations
 
+import signal
+
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
@@ -27,6 +29,7 @@ from llmedge.observe.metrics import Metrics
 from llmedge.observe.recorder import Recorder
 from llmedge.providers.router import build_router
 from llmedge.providers.upstream import make_agent, make_pool
+from llmedge.tls import ReloadableTLS, TLSSettingsError
 from llmedge.web.root import build_root
 from llmedge.web.site import EdgeSite
 
@@ -171,9 +174,17 @@ class EdgeService(MultiService):
             generate_traces=config["tracing.enabled"],
         )
         self.listeners: list[Listener] = []
+        self.tls: list[ReloadableTLS] = []
         for description in config.listen:
             try:
-                endpoint = serverFromString(reactor, description)
+                if description.lower().startswith("ssl:"):
+                    tls = ReloadableTLS(reactor, description)
+                    endpoint = tls.endpoint()
+                    self.tls.append(tls)
+                else:
+                    endpoint = serverFromString(reactor, description)
+            except TLSSettingsError as e:
+                raise ConfigError(f"{config.listen_origin}={e}") from None
             except Exception as e:  # endpoint parsers raise many kinds
                 raise ConfigError(
                     f"{config.listen_origin}={description}: {_reason(e)}"
@@ -202,6 +213,9 @@ class EdgeService(MultiService):
             version=__version__,
             config=describe(self.config, self.keys),
         )
+        if self.tls and hasattr(signal, "SIGHUP") and hasattr(self._reactor, "callFromThread"):
+            signal.signal(signal.SIGHUP,
+                          lambda *_: self._reactor.callFromThread(self.reload))
         if not self.config["auth.enabled"]:
             self._log.warn(
                 "Authentication is off (AUTH_ENABLED=false): anyone who can "
@@ -210,6 +224,22 @@ class EdgeService(MultiService):
         # Announce once the reactor runs (signal handlers installed, so a
         # supervisor that reacts to the line can already stop us cleanly).
         self._reactor.callWhenRunning(self._announce)
+
+    def reload(self) -> None:
+        """
+        SIGHUP: take up renewed certificates and keys. Connections already
+        established keep the ones they started with; a listener whose new
+        files are unusable keeps its old ones and says why.
+        """
+        for tls in self.tls:
+            try:
+                tls.reload()
+            except TLSSettingsError as e:
+                self._log.error("Kept the old TLS settings of {endpoint}: {error}",
+                                endpoint=tls.description, error=str(e))
+            else:
+                self._log.info("Reloaded the TLS settings of {endpoint}",
+                               endpoint=tls.description)
 
     def stopService(self) -> Deferred[None]:
         stopped = super().stopService()

@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from llmedge.errors import error_from_failure, raw_response, request_too_large, write_error
@@ -55,6 +56,7 @@ class EdgeRequest(Request):
     #: The L{llmedge.keys.ApiKey} that authenticated this request, if any.
     api_key = None
     _refused = False
+    _stream_refusal = False
     _deadline: tuple[IReactorTime, float] | None = None
     _in_flight = False
     _recorded = False
@@ -96,6 +98,8 @@ class EdgeRequest(Request):
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:
+            if self._stream_refusal and not (self.finished or self._disconnected):
+                self.finish()
             return
         super().requestReceived(command, path, version)
 
@@ -110,6 +114,11 @@ class EdgeRequest(Request):
         """
         self._refused = True
         self.requestHeaders.removeHeader(b"expect")
+        if not isinstance(self.channel, HTTPChannel):
+            # An HTTP/2 stream learns its length while it is being built,
+            # before it can carry a response: answer on the next turn.
+            self._site.reactor.callLater(0, self._refuse_stream, limit)
+            return
         request_id = self._pick_request_id()
         # For the record only: Twisted fills these in after the body.
         self.method = getattr(self.channel, "_command", self.method)
@@ -129,6 +138,32 @@ class EdgeRequest(Request):
         self._linger = self.channel.site.reactor.callLater(
             LINGER_SECONDS, transport.abortConnection
         )
+
+    def _refuse_stream(self, limit: int) -> None:
+        """
+        Answer 413 on an HTTP/2 stream, through this request: the stream
+        has its own framing, and the connection's other streams go on.
+
+        The status and body go out at once; the stream is ended when the
+        client has finished sending (what it sends is discarded, never
+        buffered). Ending it earlier makes Twisted's HTTP/2 connection
+        fail on the DATA frames still arriving for it.
+        """
+        if self.finished or self._disconnected:
+            return
+        self._stream_refusal = True
+        self.method = getattr(self.channel, "command", self.method)
+        self.path = (getattr(self.channel, "path", None) or b"").split(b"?", 1)[0]
+        self.uri = self.path
+        self.clientproto = b"HTTP/2"
+        self.setHeader(b"x-request-id", self._pick_request_id())
+        error = request_too_large(limit)
+        self.exchange.error_code = error.code
+        body = error.body()
+        self.setResponseCode(error.status)
+        self.setHeader(b"Content-Type", b"application/json")
+        self.setHeader(b"Content-Length", b"%d" % (len(body),))
+        self.write(body)
 
     # -- request id ----------------------------------------------------------
 
