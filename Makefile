@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 LISTEN ?= tcp:8080
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration venv wheel lint clean
+.PHONY: run test unit integration venv wheel lint deb clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,13 @@ lint: $(STAMP)
 
 wheel: $(STAMP)
 	$(PY) -m pip wheel --quiet --no-deps -w dist .
+
+# The Debian package, dist/llmedge_<version>_<arch>.deb (packaging/deb/): a
+# bundled virtualenv made with Debian's /usr/bin/python3, not $(PYTHON).
+# build-deps.sh apt-get installs what the build lacks (as root).
+deb:
+	bash packaging/deb/build-deps.sh
+	bash packaging/deb/build.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info twisted/plugins/dropin.cache
