@@ -62,10 +62,14 @@ def _plain(value: Any) -> bool:
 
 def _message(event: dict[str, Any]) -> str:
     """
-    The event's text. When its format cannot be rendered, Twisted's
-    fallback text holds the repr of the whole event, objects included:
-    say so without it.
+    The event's text: its C{msg} field when it brings one already written
+    (the access event does, sparing a format per request), else its format
+    rendered. When the format cannot be rendered, Twisted's fallback text
+    holds the repr of the whole event, objects included: say so without it.
     """
+    text = event.get("msg")
+    if isinstance(text, str) and event.get("log_format") == "{msg}":
+        return text
     text = formatEvent(event)
     if text.startswith(("Unable to format event", "MESSAGE LOST")):
         return f"Unable to format event: format {event.get('log_format')!r}"

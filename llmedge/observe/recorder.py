@@ -92,7 +92,8 @@ class Recorder:
         upstream = exchange.upstream_seconds
         client = request.getClientAddress()
         access_log.info(
-            "{method} {route} {status} {duration_ms}ms",
+            "{msg}",
+            msg=f"{method} {route} {status} {_ms(duration)}ms",
             request_id=request.request_id,
             method=_short(method),
             route=route,
