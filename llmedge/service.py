@@ -213,7 +213,7 @@ class EdgeService(MultiService):
             version=__version__,
             config=describe(self.config, self.keys),
         )
-        if self.tls and hasattr(signal, "SIGHUP") and hasattr(self._reactor, "callFromThread"):
+        if hasattr(signal, "SIGHUP") and hasattr(self._reactor, "callFromThread"):
             signal.signal(signal.SIGHUP,
                           lambda *_: self._reactor.callFromThread(self.reload))
         if not self.config["auth.enabled"]:
@@ -231,6 +231,8 @@ class EdgeService(MultiService):
         established keep the ones they started with; a listener whose new
         files are unusable keeps its old ones and says why.
         """
+        if not self.tls:
+            self._log.info("SIGHUP: nothing to reload (no TLS listener)")
         for tls in self.tls:
             try:
                 tls.reload()

@@ -149,3 +149,14 @@ def test_auth_off_is_a_logged_choice():
         connection = http.client.HTTPConnection(*d.host_port, timeout=10)
         connection.request("GET", "/v1/models")
         assert connection.getresponse().status == 200
+
+
+def test_sighup_without_tls_keeps_the_daemon_serving():
+    import signal as signals
+
+    with Daemon(env=BASE) as daemon:
+        daemon.process.send_signal(signals.SIGHUP)
+        daemon.wait_for_line(lambda line: "nothing to reload" in line)
+        connection = http.client.HTTPConnection(*daemon.host_port, timeout=10)
+        connection.request("GET", "/health/live")
+        assert connection.getresponse().status == 200
