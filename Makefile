@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-LISTEN ?= tcp:8080
+LISTEN ?= tcp:8080:interface=127.0.0.1
 STAMP := $(VENV)/.installed
 
 .PHONY: run test unit integration venv wheel lint deb clean
