@@ -14,34 +14,29 @@ log is read over HTTP with the standard library only.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
-import signal
-import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from llmedge.testing.daemon import DaemonError
+from llmedge.testing.process import ChildProcess
 
 #: How the fake announces its listener: "fake upstream listening on tcp:HOST:PORT".
 LISTENING = re.compile(r"^fake upstream listening on tcp:(?P<host>\S+):(?P<port>\d+)$")
 
 
-class FakeUpstream:
+class FakeUpstream(ChildProcess):
     """
     A running C{python -m llmedge.testing.upstream} child process.
 
     @ivar base_url: C{"http://127.0.0.1:PORT"}, once started; the OpenAI API
         is under C{base_url + "/v1"}.
-    @ivar output: every line the process printed so far (stdout and stderr).
     """
+
+    name = "fake upstream"
 
     def __init__(
         self,
@@ -50,64 +45,20 @@ class FakeUpstream:
         env: Mapping[str, str] | None = None,
         start_timeout: float = 30.0,
     ) -> None:
+        super().__init__(env, start_timeout)
         self.listen = listen
         self.python = python
-        self.env = {**os.environ, **(env or {})}
-        self.start_timeout = start_timeout
-        self.output: list[str] = []
         self.base_url = ""
-        self.process: subprocess.Popen[str] | None = None
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader: threading.Thread | None = None
 
     @property
     def command(self) -> list[str]:
         return [self.python, "-m", "llmedge.testing.upstream", "--listen", self.listen]
 
-    def start(self) -> FakeUpstream:
-        """
-        Start the fake and wait until it listens.
-
-        @raise DaemonError: if it exits or stays silent instead.
-        """
-        self.process = subprocess.Popen(
-            self.command,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + self.start_timeout
-        while not self.base_url:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.stop()
-                raise DaemonError("fake upstream: no listener in time:\n" + self.text) from None
-            if line is None:
-                self.process.wait()
-                raise DaemonError(
-                    f"fake upstream exited with {self.process.returncode}:\n{self.text}"
-                )
-            match = LISTENING.match(line.strip())
-            if match:
-                self.base_url = f"http://{match['host']}:{match['port']}"
-        return self
-
-    def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
-            self._lines.put(line)
-        self._lines.put(None)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.output)
+    def ready(self, line: str) -> bool:
+        match = LISTENING.match(line)
+        if match:
+            self.base_url = f"http://{match['host']}:{match['port']}"
+        return bool(self.base_url)
 
     def _call(self, method: str, path: str, timeout: float = 10.0) -> Any:
         request = urllib.request.Request(self.base_url + path, method=method)
@@ -142,28 +93,3 @@ class FakeUpstream:
             if e.code == 408:
                 raise TimeoutError(f"request {n} has no {field} after {timeout}s") from None
             raise
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """
-        SIGTERM the fake and wait for it to exit.
-
-        @return: its exit status.
-        """
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._reader is not None:
-            self._reader.join(timeout)
-        return self.process.returncode
-
-    def __enter__(self) -> FakeUpstream:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

@@ -1,0 +1,140 @@
+# -*- test-case-name: tests.integration.test_startup -*-
+"""
+L{ChildProcess}: a server under test running as a child process, ready
+once it prints the line that says so.
+
+Shared by L{llmedge.testing.Daemon} and L{llmedge.testing.FakeUpstream}:
+start it, read everything it prints on a thread (a full pipe would block
+it), wait for its readiness line (bounded), stop it with SIGTERM as
+systemd would.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+
+class DaemonError(Exception):
+    """
+    The process did not start; the message carries what it printed.
+    """
+
+
+class ChildProcess:
+    """
+    Subclasses give L{command} and L{ready}, which sees each line printed
+    until it returns True.
+
+    @ivar output: every line printed so far (stdout and stderr).
+    """
+
+    name = "child process"
+
+    def __init__(self, env: Mapping[str, str] | None = None, start_timeout: float = 30.0) -> None:
+        self.env = {**os.environ, **(env or {})}
+        self.start_timeout = start_timeout
+        self.output: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
+
+    @property
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self, line: str) -> bool:
+        raise NotImplementedError
+
+    def start(self):
+        """
+        Start the process and wait until it says it is ready.
+
+        @raise DaemonError: if it exits or stays silent instead.
+        """
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise DaemonError(f"{self.name}: not ready in time:\n{self.text}") from None
+            if line is None:
+                self.process.wait()
+                raise DaemonError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.text}"
+                )
+            if self.ready(line.strip()):
+                return self
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+            self._lines.put(line)
+        self._lines.put(None)
+
+    @property
+    def text(self) -> str:
+        """
+        Everything printed so far.
+        """
+        return "\n".join(self.output)
+
+    def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
+        """
+        The first output line (old or new) for which C{predicate} is true,
+        waiting up to C{timeout} seconds for it to be printed: a response
+        can reach a client before the log line about it is read here.
+        """
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.output[seen:]:
+                if predicate(line):
+                    return line
+            seen = len(self.output)
+            if time.monotonic() >= deadline:
+                raise DaemonError(f"{self.name}: no such line within {timeout}s")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """
+        SIGTERM the process and wait for it to exit.
+
+        @return: its exit status (negative for a signal, as subprocess says).
+        """
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout)
+        return self.process.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
