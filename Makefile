@@ -42,6 +42,13 @@ lint: $(STAMP)
 	$(PY) -m pip install --quiet pyflakes
 	$(PY) -m pyflakes llmedge tests twisted
 
+# Load benchmarks (bench/README.md): wrk against the fake upstream, llmedge
+# and its mock, side by side; as root it apt-get installs wrk when missing.
+# e.g. make bench BENCH_ARGS="--duration 5 --only proxy"
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 wheel: $(STAMP)
 	$(PY) -m pip wheel --quiet --no-deps -w dist .
 

@@ -27,7 +27,7 @@ from llmedge.providers.anthropic_response import (
 )
 from llmedge.providers.base import Call, IProvider
 from llmedge.providers.events import UpstreamStream
-from llmedge.providers.upstream import post, relayed_headers, upstream_error
+from llmedge.providers.upstream import Upstream, relayed_headers, upstream_error
 
 API_VERSION = "2023-06-01"
 
@@ -53,14 +53,12 @@ class AnthropicProvider:
         self.name = name
         root = base_url.rstrip("/")
         self._url = (root if root.endswith("/v1") else root + "/v1").encode("ascii") + b"/messages"
-        self._agent = agent
         self._clock = clock
-        self._first_byte = first_byte_timeout
         self._max_tokens = default_max_tokens
-        self._headers = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
-        self._headers[b"anthropic-version"] = version.encode()
+        self._upstream = Upstream(name, agent, clock, headers, first_byte_timeout)
+        self._upstream.headers[b"anthropic-version"] = version.encode()
         if api_key:
-            self._headers[b"x-api-key"] = api_key.encode()
+            self._upstream.headers[b"x-api-key"] = api_key.encode()
 
     def completion(self, call: Call, model: str) -> Deferred:
         return fail(self._unsupported("/v1/completions", call))
@@ -78,11 +76,7 @@ class AnthropicProvider:
     @inlineCallbacks
     def chat_completion(self, call: Call, model: str):
         body = json.dumps(to_messages_request(call.body, model, self._max_tokens)).encode()
-        headers = dict(self._headers)
-        for name, value in call.headers.items():
-            headers[name.encode("latin-1")] = value.encode("latin-1")
-        response = yield post(self._agent, self._clock, self.name, self._url, headers, body,
-                              self._first_byte)
+        response = yield self._upstream.post(self._url, call.headers, body)
         if response.code != 200:
             payload = yield readBody(response)
             raise self._error(response, payload)

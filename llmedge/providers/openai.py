@@ -28,7 +28,7 @@ from zope.interface import implementer
 from llmedge.errors import APIError
 from llmedge.providers.base import Answer, Call, IProvider
 from llmedge.providers.events import UpstreamStream
-from llmedge.providers.upstream import post, relayed_headers, upstream_error
+from llmedge.providers.upstream import Upstream, relayed_headers, upstream_error
 
 
 def error_from_openai(provider: str, status: int, body: bytes, headers) -> APIError:
@@ -94,12 +94,9 @@ class OpenAIProvider:
     ) -> None:
         self.name = name
         self._base = base_url.rstrip("/").encode("ascii")
-        self._agent = agent
-        self._clock = clock
-        self._first_byte = first_byte_timeout
-        self._headers = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
+        self._upstream = Upstream(name, agent, clock, headers, first_byte_timeout)
         if api_key:
-            self._headers[b"authorization"] = b"Bearer " + api_key.encode()
+            self._upstream.headers[b"authorization"] = b"Bearer " + api_key.encode()
 
     def chat_completion(self, call: Call, model: str) -> Deferred:
         return self._call(b"/chat/completions", call, model)
@@ -130,11 +127,7 @@ class OpenAIProvider:
     @inlineCallbacks
     def _call(self, path: bytes, call: Call, model: str):
         body, strip_usage = self._body(call, model)
-        headers = dict(self._headers)
-        for name, value in call.headers.items():
-            headers[name.encode("latin-1")] = value.encode("latin-1")
-        response = yield post(self._agent, self._clock, self.name, self._base + path,
-                              headers, body, self._first_byte)
+        response = yield self._upstream.post(self._base + path, call.headers, body)
         if response.code != 200:
             payload = yield readBody(response)
             raise error_from_openai(self.name, response.code, payload, response.headers)

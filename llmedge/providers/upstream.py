@@ -207,6 +207,38 @@ def post(
     return d.addErrback(failed)
 
 
+class Upstream:
+    """
+    What every HTTP provider shares: its name, agent, clock, the headers it
+    sends with every request (its key among them) and its first-byte
+    timeout.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        agent: IAgent,
+        clock: IReactorTime,
+        headers: dict[str, str] | None,
+        first_byte_timeout: float,
+    ) -> None:
+        self.name = name
+        self._agent = agent
+        self.clock = clock
+        self.first_byte = first_byte_timeout
+        self.headers = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
+
+    def post(self, url: bytes, call_headers: dict[str, str], body: bytes) -> Deferred[IResponse]:
+        """
+        POST C{body} to C{url} with the provider's headers and the call's
+        own (request id, trace context).
+        """
+        headers = dict(self.headers)
+        for name, value in call_headers.items():
+            headers[name.encode("latin-1")] = value.encode("latin-1")
+        return post(self._agent, self.clock, self.name, url, headers, body, self.first_byte)
+
+
 def relayed_headers(response: IResponse) -> tuple[tuple[bytes, bytes], ...]:
     """
     The upstream headers worth passing on to the client.
