@@ -172,7 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "stream_keepalive_seconds", "STREAM_KEEPALIVE_SECONDS",
             seconds_or_zero, 15.0,
             "SSE comment sent while a stream waits for its first token (0: never)"),
-    Setting("upstream", "pool_size", "UPSTREAM_POOL_SIZE", integer(1), 16,
+    Setting("upstream", "pool_size", "UPSTREAM_POOL_SIZE", integer(1), 128,
             "idle connections kept per upstream host"),
     Setting("upstream", "idle_timeout", "UPSTREAM_IDLE_TIMEOUT", seconds, 240.0,
             "seconds an idle upstream connection is kept"),
