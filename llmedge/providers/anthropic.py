@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
-from twisted.internet.interfaces import IReactorTime
 from twisted.web.client import readBody
-from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from llmedge.errors import invalid_request
@@ -35,30 +33,27 @@ API_VERSION = "2023-06-01"
 @implementer(IProvider)
 class AnthropicProvider:
     """
+    @param upstream: the connection to the provider (name, agent, headers).
     @param base_url: the API root, e.g. C{https://api.anthropic.com}.
     """
 
     def __init__(
         self,
-        name: str,
+        upstream: Upstream,
         base_url: str,
         api_key: str | None,
-        agent: IAgent,
-        clock: IReactorTime,
-        headers: dict[str, str] | None = None,
-        first_byte_timeout: float = 60.0,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         version: str = API_VERSION,
     ) -> None:
-        self.name = name
+        self.name = upstream.name
         root = base_url.rstrip("/")
         self._url = (root if root.endswith("/v1") else root + "/v1").encode("ascii") + b"/messages"
-        self._clock = clock
+        self._clock = upstream.clock
         self._max_tokens = default_max_tokens
-        self._upstream = Upstream(name, agent, clock, headers, first_byte_timeout)
-        self._upstream.headers[b"anthropic-version"] = version.encode()
+        self._upstream = upstream
+        upstream.headers[b"anthropic-version"] = version.encode()
         if api_key:
-            self._upstream.headers[b"x-api-key"] = api_key.encode()
+            upstream.headers[b"x-api-key"] = api_key.encode()
 
     def completion(self, call: Call, model: str) -> Deferred:
         return fail(self._unsupported("/v1/completions", call))

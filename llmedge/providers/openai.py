@@ -20,9 +20,7 @@ import json
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.interfaces import IReactorTime
 from twisted.web.client import readBody
-from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from llmedge.errors import APIError
@@ -77,26 +75,18 @@ def _openai_error(body: bytes) -> dict[str, Any] | None:
 @implementer(IProvider)
 class OpenAIProvider:
     """
+    @param upstream: the connection to the provider (name, agent, headers).
     @param base_url: the API root, e.g. C{https://api.openai.com/v1}.
     @param api_key: the provider's key, sent as a Bearer token; L{None} for
         servers that need none.
     """
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        api_key: str | None,
-        agent: IAgent,
-        clock: IReactorTime,
-        headers: dict[str, str] | None = None,
-        first_byte_timeout: float = 60.0,
-    ) -> None:
-        self.name = name
+    def __init__(self, upstream: Upstream, base_url: str, api_key: str | None) -> None:
+        self.name = upstream.name
         self._base = base_url.rstrip("/").encode("ascii")
-        self._upstream = Upstream(name, agent, clock, headers, first_byte_timeout)
+        self._upstream = upstream
         if api_key:
-            self._upstream.headers[b"authorization"] = b"Bearer " + api_key.encode()
+            upstream.headers[b"authorization"] = b"Bearer " + api_key.encode()
 
     def chat_completion(self, call: Call, model: str) -> Deferred:
         return self._call(b"/chat/completions", call, model)

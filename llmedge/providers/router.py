@@ -23,6 +23,7 @@ from llmedge.providers.anthropic import AnthropicProvider
 from llmedge.providers.fallback import Breaker
 from llmedge.providers.mock import MockProvider
 from llmedge.providers.openai import OpenAIProvider
+from llmedge.providers.upstream import Upstream
 
 
 class Router:
@@ -98,16 +99,15 @@ def _build_provider(reactor, spec: ProviderConfig, agents: AgentFactory) -> IPro
     options = dict(spec.options)
     if spec.kind == "mock":
         return MockProvider(reactor, name=spec.name, **options)
-    agent = agents(options.pop("connect_timeout", 10.0))
-    common = dict(
-        name=spec.name, base_url=options.pop("base_url"), api_key=spec.api_key,
-        agent=agent, clock=reactor, headers=options.pop("headers", None),
-        first_byte_timeout=options.pop("first_byte_timeout", 60.0),
+    upstream = Upstream(
+        spec.name, agents(options.pop("connect_timeout", 10.0)), reactor,
+        options.pop("headers", None), options.pop("first_byte_timeout", 60.0),
     )
+    base_url = options.pop("base_url")
     options.pop("api_key_env", None)
     if spec.kind == "openai":
-        return OpenAIProvider(**common)
-    return AnthropicProvider(**common, **options)
+        return OpenAIProvider(upstream, base_url, spec.api_key)
+    return AnthropicProvider(upstream, base_url, spec.api_key, **options)
 
 
 AgentFactory = Callable[[float], IAgent]

@@ -16,7 +16,7 @@ from twisted.web.http_headers import Headers
 from llmedge.providers.base import Call
 from llmedge.providers.events import SSEReader, UpstreamStream
 from llmedge.providers.openai import OpenAIProvider, _chunk_handler, error_from_openai
-from llmedge.providers.upstream import unreachable
+from llmedge.providers.upstream import Upstream, unreachable
 
 
 class Transport:
@@ -176,7 +176,7 @@ def test_unreachable_names_the_provider_and_a_short_cause(reason, words):
 
 
 def provider():
-    return OpenAIProvider("up", "http://127.0.0.1:1/v1", "sk-up", agent=None, clock=None)
+    return OpenAIProvider(Upstream("up", None, None, None, 60.0), "http://127.0.0.1:1/v1", "sk-up")
 
 
 def test_body_is_forwarded_as_received_when_nothing_changes():
