@@ -25,7 +25,12 @@ from llmedge.providers.anthropic_response import (
 )
 from llmedge.providers.base import Call, IProvider
 from llmedge.providers.events import UpstreamStream
-from llmedge.providers.upstream import Upstream, relayed_headers, upstream_error
+from llmedge.providers.upstream import (
+    Upstream,
+    read_json_object,
+    relayed_headers,
+    upstream_error,
+)
 
 API_VERSION = "2023-06-01"
 
@@ -79,16 +84,10 @@ class AnthropicProvider:
         if call.stream:
             include = (call.body.get("stream_options") or {}).get("include_usage") is True
             translator = StreamTranslator(call.model, created, include)
-            stream = UpstreamStream(self.name, response, None)
-            stream._handle = _event_handler(stream, translator)
-            stream.headers = relayed_headers(response)
-            return stream
-        payload = yield readBody(response)
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict) or message.get("type") != "message":
+            return UpstreamStream(
+                self.name, response, EventTranslation(translator), relayed_headers(response))
+        _, message = yield read_json_object(response, self.name)
+        if message.get("type") != "message":
             raise upstream_error(self.name, 502,
                                  f"Provider '{self.name}' sent a response that is not a message.",
                                  "upstream_malformed_response")
@@ -103,19 +102,23 @@ class AnthropicProvider:
         return error
 
 
-def _event_handler(stream: UpstreamStream, translator: StreamTranslator):
+class EventTranslation:
     """
     Translate each Anthropic event into the OpenAI chunks it stands for.
     """
 
-    def handle(event, data: bytes, deliver) -> bool:
+    def __init__(self, translator: StreamTranslator) -> None:
+        self._translator = translator
+
+    @property
+    def usage(self) -> dict | None:
+        return self._translator.usage
+
+    def __call__(self, event, data: bytes, deliver) -> bool:
         document = json.loads(data)
         if not isinstance(document, dict):
             raise ValueError("not an object")
         kind = (event or b"").decode("ascii", "replace") or document.get("type", "")
-        for chunk in translator.feed(kind, document):
+        for chunk in self._translator.feed(kind, document):
             deliver(json.dumps(chunk, separators=(",", ":")).encode())
-        stream.usage = translator.usage
         return kind == "message_stop"
-
-    return handle

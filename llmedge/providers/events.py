@@ -15,6 +15,7 @@ that nobody wants the rest.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -31,9 +32,23 @@ from llmedge.providers.upstream import upstream_error
 #: A line longer than this without a line break is not an event stream.
 MAX_LINE = 4 * 1024 * 1024
 
-#: C{handle(event_type, data, deliver)} returns True once the stream's own
-#: end marker was seen (C{[DONE]}, C{message_stop}).
-Handler = Callable[[bytes | None, bytes, Callable[[bytes], None]], bool]
+class Handler(typing.Protocol):
+    """
+    Translates one provider's events for the client.
+
+    @ivar usage: the stream's OpenAI usage object, once seen.
+    """
+
+    usage: dict | None
+
+    def __call__(
+        self, event: bytes | None, data: bytes, deliver: Callable[[bytes], None]
+    ) -> bool:
+        """
+        Handle one event, calling C{deliver} for each event to send on;
+        return True at the stream's own end marker (C{[DONE]},
+        C{message_stop}).
+        """
 
 
 class SSEReader(Protocol):
@@ -86,15 +101,19 @@ class UpstreamStream:
     """
     An upstream response body relayed event by event.
 
-    @param handle: translates each upstream event for the client, calling
-        C{deliver} for each event to send on; returns True at the stream's
-        own end marker.
+    @param handle: translates each upstream event for the client.
+    @param headers: upstream response headers to pass on.
     """
 
-    def __init__(self, provider: str, response, handle: Handler) -> None:
+    def __init__(
+        self,
+        provider: str,
+        response,
+        handle: Handler,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         self.provider = provider
-        self.usage: dict | None = None
-        self.headers: tuple[tuple[bytes, bytes], ...] = ()
+        self.headers = headers
         self._response = response
         self._handle = handle
         self._reader: SSEReader | None = None
@@ -102,6 +121,10 @@ class UpstreamStream:
         self._receiver: Callable[[bytes], None] | None = None
         self._complete = False
         self._failed: Failure | None = None
+
+    @property
+    def usage(self) -> dict | None:
+        return self._handle.usage
 
     def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
         self._receiver = receiver

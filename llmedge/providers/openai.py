@@ -26,7 +26,12 @@ from zope.interface import implementer
 from llmedge.errors import APIError
 from llmedge.providers.base import Answer, Call, IProvider
 from llmedge.providers.events import UpstreamStream
-from llmedge.providers.upstream import Upstream, relayed_headers, upstream_error
+from llmedge.providers.upstream import (
+    Upstream,
+    read_json_object,
+    relayed_headers,
+    upstream_error,
+)
 
 
 def error_from_openai(provider: str, status: int, body: bytes, headers) -> APIError:
@@ -122,29 +127,23 @@ class OpenAIProvider:
             payload = yield readBody(response)
             raise error_from_openai(self.name, response.code, payload, response.headers)
         if call.stream and call.endpoint != "embeddings":
-            stream = UpstreamStream(self.name, response, None)
-            stream._handle = _chunk_handler(stream, strip_usage, self.name)
-            stream.headers = relayed_headers(response)
-            return stream
-        payload = yield readBody(response)
-        try:
-            document = json.loads(payload)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise upstream_error(self.name, 502,
-                                 f"Provider '{self.name}' sent a response that is not JSON.",
-                                 "upstream_malformed_response")
+            return UpstreamStream(
+                self.name, response, ChunkRelay(strip_usage), relayed_headers(response))
+        payload, document = yield read_json_object(response, self.name)
         return Answer(payload, document.get("usage"), relayed_headers(response))
 
 
-def _chunk_handler(stream: UpstreamStream, strip_usage: bool, provider: str):
+class ChunkRelay:
     """
     Relay OpenAI chunks byte for byte, checking each is JSON, noting the
     usage, and holding back the usage chunk llmedge asked for itself.
     """
 
-    def handle(event, data: bytes, deliver) -> bool:
+    def __init__(self, strip_usage: bool) -> None:
+        self.usage: dict | None = None
+        self._strip_usage = strip_usage
+
+    def __call__(self, event, data: bytes, deliver) -> bool:
         if data == b"[DONE]":
             return True
         chunk = json.loads(data)
@@ -152,10 +151,8 @@ def _chunk_handler(stream: UpstreamStream, strip_usage: bool, provider: str):
             raise ValueError("not an object")
         usage = chunk.get("usage")
         if usage and not chunk.get("choices"):
-            stream.usage = usage
-            if strip_usage:
+            self.usage = usage
+            if self._strip_usage:
                 return False
         deliver(data)
         return False
-
-    return handle

@@ -16,10 +16,11 @@ of the proxy together (see DESIGN.md), and llmedge needs none of them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from twisted.internet import error as net
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.client import (
@@ -28,6 +29,7 @@ from twisted.web.client import (
     HTTPConnectionPool,
     ResponseFailed,
     ResponseNeverReceived,
+    readBody,
 )
 from twisted.web.http_headers import Headers
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -237,6 +239,26 @@ class Upstream:
         for name, value in call_headers.items():
             headers[name.encode("latin-1")] = value.encode("latin-1")
         return post(self._agent, self.clock, self.name, url, headers, body, self.first_byte)
+
+
+@inlineCallbacks
+def read_json_object(response: IResponse, provider: str):
+    """
+    The body of a 200 response and the JSON object it holds.
+
+    @raise APIError: 502 when the body is not a JSON object (an HTML page
+        from a proxy in between, a truncated body).
+    """
+    payload = yield readBody(response)
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise upstream_error(provider, 502,
+                             f"Provider '{provider}' sent a response that is not JSON.",
+                             "upstream_malformed_response")
+    return payload, document
 
 
 def relayed_headers(response: IResponse) -> tuple[tuple[bytes, bytes], ...]:

@@ -15,7 +15,7 @@ from twisted.web.http_headers import Headers
 
 from llmedge.providers.base import Call
 from llmedge.providers.events import SSEReader, UpstreamStream
-from llmedge.providers.openai import OpenAIProvider, _chunk_handler, error_from_openai
+from llmedge.providers.openai import ChunkRelay, OpenAIProvider, error_from_openai
 from llmedge.providers.upstream import Upstream, unreachable
 
 
@@ -77,8 +77,7 @@ def test_multi_line_data_is_joined():
 class UpstreamStreamTests(SynchronousTestCase):
     def stream(self, strip_usage=False):
         response = Response()
-        stream = UpstreamStream("up", response, None)
-        stream._handle = _chunk_handler(stream, strip_usage, "up")
+        stream = UpstreamStream("up", response, ChunkRelay(strip_usage))
         received = []
         done = stream.start(received.append)
         return response, stream, received, done
