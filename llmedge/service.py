@@ -28,7 +28,7 @@ from llmedge.limits.memory import MemoryStore
 from llmedge.observe.metrics import Metrics
 from llmedge.observe.recorder import Recorder
 from llmedge.providers.router import build_router
-from llmedge.providers.upstream import make_agent, make_pool
+from llmedge.providers.upstream import make_agent, make_pool, tls_policy
 from llmedge.tls import ReloadableTLS, TLSSettingsError
 from llmedge.web.root import build_root
 from llmedge.web.site import EdgeSite
@@ -150,14 +150,14 @@ class EdgeService(MultiService):
         self.pool = make_pool(
             reactor, config["upstream.pool_size"], config["upstream.idle_timeout"])
         ca_bundle = config["upstream.ca_bundle"] or None
-        if ca_bundle is not None:
-            try:
-                open(ca_bundle, "rb").close()
-            except OSError as e:
-                raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: cannot read: {e.strerror}") from None
+        try:
+            policy = tls_policy(ca_bundle)
+        except OSError as e:
+            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: cannot read: {e.strerror}") from None
+        except ValueError as e:
+            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: {e}") from None
         self.router = build_router(
-            config, reactor,
-            lambda timeout: make_agent(reactor, self.pool, timeout, ca_bundle))
+            config, reactor, lambda timeout: make_agent(reactor, self.pool, timeout, policy))
         self.metrics = Metrics(config.models) if config["metrics.enabled"] else None
         if self.metrics is not None:
             self.metrics.watch_breaker(self.router.breaker, self.router.providers)

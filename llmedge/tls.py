@@ -52,13 +52,14 @@ class ReloadableTLS:
     def __init__(self, reactor, description: str) -> None:
         self._reactor = reactor
         self.description = description
-        self._options = _build(reactor, description)._sslContextFactory
+        self._parsed = _build(reactor, description)
+        self._options = self._parsed._sslContextFactory
 
     def endpoint(self) -> SSL4ServerEndpoint:
         """
         An endpoint listening as C{description} says, with these settings.
         """
-        parsed = _build(self._reactor, self.description)
+        parsed = self._parsed
         # Twisted keeps these as private attributes of the endpoint it
         # parsed; tests/unit/test_tls.py fails loudly if that changes.
         return SSL4ServerEndpoint(

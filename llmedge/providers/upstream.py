@@ -68,25 +68,37 @@ def make_pool(reactor, per_host: int, idle_timeout: float) -> HTTPConnectionPool
     return pool
 
 
+def tls_policy(ca_bundle: str | None = None) -> BrowserLikePolicyForHTTPS:
+    """
+    How upstream certificates are verified (service-identity): against the
+    system's roots, or the CAs of the given PEM bundle, read once here for
+    every provider.
+
+    @raise OSError: the bundle cannot be read.
+    @raise ValueError: it holds no certificate.
+    """
+    if not ca_bundle:
+        return BrowserLikePolicyForHTTPS()
+    from twisted.internet.ssl import Certificate, trustRootFromCertificates
+
+    with open(ca_bundle, "rb") as f:
+        pem = f.read()
+    certificates = [
+        Certificate.loadPEM(b"-----BEGIN CERTIFICATE-----" + part)
+        for part in pem.split(b"-----BEGIN CERTIFICATE-----")[1:]
+    ]
+    if not certificates:
+        raise ValueError("no PEM certificate in it")
+    return BrowserLikePolicyForHTTPS(trustRootFromCertificates(certificates))
+
+
 def make_agent(
-    reactor, pool: HTTPConnectionPool, connect_timeout: float, ca_bundle: str | None = None
+    reactor, pool: HTTPConnectionPool, connect_timeout: float, policy: BrowserLikePolicyForHTTPS
 ) -> IAgent:
     """
-    An agent verifying upstream certificates (service-identity), against
-    the system's roots or the given PEM bundle.
+    An agent for one provider, sharing the process's pool and TLS policy.
     """
-    trust_root = None
-    if ca_bundle:
-        from twisted.internet.ssl import Certificate, trustRootFromCertificates
-
-        with open(ca_bundle, "rb") as f:
-            pem = f.read()
-        certificates = [
-            Certificate.loadPEM(b"-----BEGIN CERTIFICATE-----" + part)
-            for part in pem.split(b"-----BEGIN CERTIFICATE-----")[1:]
-        ]
-        trust_root = trustRootFromCertificates(certificates)
-    endpoints = CachedEndpoints(reactor, BrowserLikePolicyForHTTPS(trust_root), connect_timeout)
+    endpoints = CachedEndpoints(reactor, policy, connect_timeout)
     return Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
 
 
