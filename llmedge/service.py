@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
@@ -108,10 +109,11 @@ class Listener(Service):
         return port.stopListening()
 
 
-def build_limits(config: Config, reactor: IReactorTime) -> MemoryStore | None:
+def build_limits(config: Config, reactor: IReactorTime, worker=None):
     """
     The rate-limit store the configuration asks for, or L{None} when rate
-    limiting is off.
+    limiting is off. Workers of one supervisor share theirs in memory they
+    all map (L{llmedge.limits.shared}).
     """
     if not config["rate_limit.enabled"]:
         return None
@@ -120,78 +122,18 @@ def build_limits(config: Config, reactor: IReactorTime) -> MemoryStore | None:
             f"RATE_LIMIT_BACKEND={config['rate_limit.backend']!r}: not available in "
             "this version (use memory)"
         )
+    if worker is not None:
+        from llmedge.limits.shared import SharedStore
+
+        return SharedStore(reactor, worker.limits_path)
     return MemoryStore(reactor)
 
 
-class EdgeService(MultiService):
+class TopService(MultiService):
     """
-    The top service: the site, the router, the rate-limit store and every
-    listener.
-
-    @ivar site: the L{EdgeSite} all listeners share.
+    A service twistd runs at the top: it offers the application the log
+    observer the plugin made.
     """
-
-    _log = Logger()
-
-    def __init__(self, config: Config, reactor: IReactorTime) -> None:
-        super().__init__()
-        self._reactor = reactor
-        self.config = config
-        self.keys = KeyRing.from_config(config)
-        if config["auth.enabled"] and not self.keys:
-            raise ConfigError(
-                "AUTH_ENABLED=true but no API keys are configured (API_KEYS or "
-                "[[auth.keys]]): add one (llmedge generate-key), or set "
-                "AUTH_ENABLED=false to serve without authentication"
-            )
-        self.limits = build_limits(config, reactor)
-        if self.limits is not None:
-            self.limits.setServiceParent(self)
-        self.pool = make_pool(
-            reactor, config["upstream.pool_size"], config["upstream.idle_timeout"])
-        ca_bundle = config["upstream.ca_bundle"] or None
-        try:
-            policy = tls_policy(ca_bundle)
-        except OSError as e:
-            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: cannot read: {e.strerror}") from None
-        except ValueError as e:
-            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: {e}") from None
-        self.router = build_router(
-            config, reactor, lambda timeout: make_agent(reactor, self.pool, timeout, policy))
-        self.metrics = Metrics(config.models) if config["metrics.enabled"] else None
-        if self.metrics is not None:
-            self.metrics.watch_breaker(self.router.breaker, self.router.providers)
-        self.spans = None
-        if config["tracing.otlp_endpoint"]:
-            from llmedge.observe.otel import SpanExporter
-
-            self.spans = SpanExporter(config["tracing.otlp_endpoint"], reactor)
-        self.site = EdgeSite(
-            build_root(config, self.router, reactor, self.keys, self.limits, self.metrics),
-            reactor=reactor,
-            max_request_size=config.max_request_size,
-            recorder=Recorder(reactor, self.metrics, self.spans),
-            generate_traces=config["tracing.enabled"],
-        )
-        self.listeners: list[Listener] = []
-        self.tls: list[ReloadableTLS] = []
-        for description in config.listen:
-            try:
-                if description.lower().startswith("ssl:"):
-                    tls = ReloadableTLS(reactor, description)
-                    endpoint = tls.endpoint()
-                    self.tls.append(tls)
-                else:
-                    endpoint = serverFromString(reactor, description)
-            except TLSSettingsError as e:
-                raise ConfigError(f"{config.listen_origin}={e}") from None
-            except Exception as e:  # endpoint parsers raise many kinds
-                raise ConfigError(
-                    f"{config.listen_origin}={description}: {_reason(e)}"
-                ) from None
-            listener = Listener(endpoint, self.site, description, config.listen_origin)
-            listener.setServiceParent(self)
-            self.listeners.append(listener)
 
     #: The log observer the plugin installs on twistd's application, if any.
     log_observer = None
@@ -206,13 +148,99 @@ class EdgeService(MultiService):
             if parent.getComponent(ILogObserver, None) is None:
                 parent.setComponent(ILogObserver, self.log_observer)
 
+
+class EdgeService(TopService):
+    """
+    The top service: the site, the router, the rate-limit store and every
+    listener.
+
+    @ivar site: the L{EdgeSite} all listeners share.
+    """
+
+    _log = Logger()
+
+    def __init__(self, config: Config, reactor: IReactorTime, worker=None) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self.config = config
+        #: The L{llmedge.worker.WorkerSetup} when this is one worker of a
+        #: supervisor, serving on sockets it inherited.
+        self.worker = worker
+        self.keys = KeyRing.from_config(config)
+        if config["auth.enabled"] and not self.keys:
+            raise ConfigError(
+                "AUTH_ENABLED=true but no API keys are configured (API_KEYS or "
+                "[[auth.keys]]): add one (llmedge generate-key), or set "
+                "AUTH_ENABLED=false to serve without authentication"
+            )
+        self.limits = build_limits(config, reactor, worker)
+        if isinstance(self.limits, Service):
+            self.limits.setServiceParent(self)
+        self.pool = make_pool(
+            reactor, config["upstream.pool_size"], config["upstream.idle_timeout"])
+        ca_bundle = config["upstream.ca_bundle"] or None
+        try:
+            policy = tls_policy(ca_bundle)
+        except OSError as e:
+            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: cannot read: {e.strerror}") from None
+        except ValueError as e:
+            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: {e}") from None
+        self.router = build_router(
+            config, reactor, lambda timeout: make_agent(reactor, self.pool, timeout, policy))
+        self.metrics = None
+        if config["metrics.enabled"]:
+            self.metrics = Metrics(
+                config.models, multiprocess_dir=worker.metrics_dir if worker else None)
+            self.metrics.watch_breaker(self.router.breaker, self.router.providers)
+            if self.metrics.multiprocess:
+                refresh = TimerService(1.0, self.metrics.refresh)
+                refresh.clock = reactor
+                refresh.setServiceParent(self)
+        self.spans = None
+        if config["tracing.otlp_endpoint"]:
+            from llmedge.observe.otel import SpanExporter
+
+            self.spans = SpanExporter(config["tracing.otlp_endpoint"], reactor)
+        self.site = EdgeSite(
+            build_root(config, self.router, reactor, self.keys, self.limits, self.metrics),
+            reactor=reactor,
+            max_request_size=config.max_request_size,
+            recorder=Recorder(reactor, self.metrics, self.spans),
+            generate_traces=config["tracing.enabled"],
+        )
+        self.listeners: list[Listener] = []
+        self.tls: list[ReloadableTLS] = []
+        for index, description in enumerate(config.listen):
+            try:
+                tls = None
+                if description.lower().startswith("ssl:"):
+                    tls = ReloadableTLS(reactor, description)
+                    self.tls.append(tls)
+                if worker is not None:
+                    endpoint = worker.endpoint(reactor, index, tls)
+                elif tls is not None:
+                    endpoint = tls.endpoint()
+                else:
+                    endpoint = serverFromString(reactor, description)
+            except TLSSettingsError as e:
+                raise ConfigError(f"{config.listen_origin}={e}") from None
+            except Exception as e:  # endpoint parsers raise many kinds
+                raise ConfigError(
+                    f"{config.listen_origin}={description}: {_reason(e)}"
+                ) from None
+            listener = Listener(endpoint, self.site, description, config.listen_origin)
+            listener.setServiceParent(self)
+            self.listeners.append(listener)
+
     def startService(self) -> None:
         super().startService()
-        self._log.info(
-            "llmedge {version} starting",
-            version=__version__,
-            config=describe(self.config, self.keys),
-        )
+        if self.worker is None:
+            # (A worker's supervisor logged this already.)
+            self._log.info(
+                "llmedge {version} starting",
+                version=__version__,
+                config=describe(self.config, self.keys),
+            )
         if hasattr(signal, "SIGHUP") and hasattr(self._reactor, "callFromThread"):
             signal.signal(signal.SIGHUP,
                           lambda *_: self._reactor.callFromThread(self.reload))
@@ -253,6 +281,10 @@ class EdgeService(MultiService):
         return stopped.addBoth(lambda _: self.spans.shutdown())
 
     def _announce(self) -> None:
+        if self.worker is not None:
+            # The supervisor announced the listeners it bound.
+            self._log.info("llmedge worker {index} serving", index=self.worker.index)
+            return
         for listener in self.listeners:
             listener.announce()
 

@@ -149,6 +149,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Twisted endpoint strings; --listen replaces this list"),
     Setting("server", "timeout_seconds", "SERVER_TIMEOUT_SECONDS", seconds, 30.0,
             "deadline for a whole request"),
+    Setting("server", "workers", "WORKERS", integer(0, 64), 0,
+            "worker processes sharing the listeners (0: serve in this process)"),
     Setting("server", "max_request_size", "MAX_REQUEST_SIZE", integer(1), 10485760,
             "largest request body accepted, in bytes"),
     Setting("auth", "enabled", "AUTH_ENABLED", boolean, True,

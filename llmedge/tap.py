@@ -19,6 +19,7 @@ from twisted.python import usage
 
 from llmedge import __version__
 from llmedge.config import ConfigError, load
+from llmedge.settings import integer
 from llmedge.observe.logging import make_observer
 
 
@@ -43,6 +44,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["workers"] = None
 
     def opt_listen(self, endpoint: str) -> None:
         """
@@ -52,6 +54,16 @@ class Options(usage.Options):
         (default: tcp on $SERVER_ADDRESS, 0.0.0.0:8080).
         """
         self["listen"].append(endpoint)
+
+    def opt_workers(self, count: str) -> None:
+        """
+        Serve from this many worker processes sharing the listeners, to use
+        that many cores (default: $WORKERS, else 0: serve in this process).
+        """
+        try:
+            self["workers"] = integer(0, 64)(count)
+        except ValueError as e:
+            raise usage.UsageError(f"--workers={count}: {e}") from None
 
     def opt_version(self) -> None:
         """
@@ -81,6 +93,15 @@ def makeService(
         service = EdgeService(config, reactor)
     except ConfigError as e:
         raise SystemExit(f"llmedge: {e}") from None
+    workers = options["workers"]
+    if workers is None:
+        workers = config["server.workers"]
+    if workers:
+        from llmedge.supervisor import Supervisor
+
+        # The service built above is never started: building it checked
+        # every setting as each worker will.
+        service = Supervisor(service, reactor, workers, path, origin, environ)
     service.log_observer = make_observer(
         config["log.level"], _twistd_logfile(options), _open_logfile
     )

@@ -105,14 +105,25 @@ def to_record(event: dict[str, Any]) -> dict[str, Any]:
 class JSONObserver:
     """
     Write each event as one line of JSON to C{out}.
+
+    @param fields: added to every line (a worker names itself so).
     """
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], fields: dict[str, Any] | None = None) -> None:
         self._out = out
+        self._fields = fields
 
     def __call__(self, event: dict[str, Any]) -> None:
+        line = event.get("llmedge_line")
+        if line is not None:
+            # A worker's log line, already JSON (see llmedge.supervisor).
+            self._out.write(line + "\n")
+            self._out.flush()
+            return
         try:
             record = to_record(event)
+            if self._fields:
+                record.update(self._fields)
             line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
         except Exception as e:  # a log line must never take the daemon down
             record = {"level": "error", "msg": f"unloggable event: {e!r}"}

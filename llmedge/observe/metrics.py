@@ -81,8 +81,24 @@ class Metrics:
     @param models: the configured public model names.
     """
 
-    def __init__(self, models: Iterable[str], registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        models: Iterable[str],
+        registry: CollectorRegistry | None = None,
+        multiprocess_dir: str | None = None,
+    ) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
+        self.multiprocess = multiprocess_dir is not None
+        if multiprocess_dir is None:
+            #: What C{/metrics} shows: this registry, or with workers every
+            #: worker's values, read from the files they all write.
+            self.exposition = self.registry
+        else:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            self.exposition = CollectorRegistry()
+            MultiProcessCollector(self.exposition, path=multiprocess_dir)
+        self._refreshers: list = []
         self._models = frozenset(models)
         r = self.registry
         self._requests = _Children(Counter(
@@ -92,7 +108,8 @@ class Metrics:
             "llmedge_http_request_duration_seconds", "Time from request to last byte.",
             ["route"], buckets=DURATION_BUCKETS, registry=r))
         self.in_flight = Gauge(
-            "llmedge_http_requests_in_flight", "Requests being answered now.", registry=r)
+            "llmedge_http_requests_in_flight", "Requests being answered now.", registry=r,
+            multiprocess_mode="livesum")
         self._request_bytes = Histogram(
             "llmedge_request_body_bytes", "Request body sizes.",
             buckets=BYTES_BUCKETS, registry=r)
@@ -123,7 +140,7 @@ class Metrics:
             ["provider", "model", "type"], registry=r))
         Gauge(
             "llmedge_build_info", "The running llmedge, Twisted and Python.",
-            ["version", "twisted", "python"], registry=r,
+            ["version", "twisted", "python"], registry=r, multiprocess_mode="max",
         ).labels(__version__, twisted.__version__, platform.python_version()).set(1)
 
     def watch_breaker(self, breaker, providers: Iterable[str]) -> None:
@@ -134,9 +151,24 @@ class Metrics:
         gauge = Gauge(
             "llmedge_provider_cooling_down",
             "1 while a provider is skipped after a failure (circuit open).",
-            ["provider"], registry=self.registry)
+            ["provider"], registry=self.registry, multiprocess_mode="max")
         for name in providers:
-            gauge.labels(name).set_function(lambda name=name: float(breaker.is_open(name)))
+            if self.multiprocess:
+                # Values are read from files, never computed at scrape time:
+                # L{refresh} writes them.
+                self._refreshers.append(
+                    lambda child=gauge.labels(name), name=name:
+                        child.set(float(breaker.is_open(name))))
+            else:
+                gauge.labels(name).set_function(lambda name=name: float(breaker.is_open(name)))
+
+    def refresh(self) -> None:
+        """
+        With workers, write the values other processes cannot compute (the
+        breaker's state); the service calls this every second.
+        """
+        for refresh in self._refreshers:
+            refresh()
 
     def model_label(self, model: str | None) -> str:
         """

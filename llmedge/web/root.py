@@ -60,7 +60,7 @@ def build_root(
     root = Node()
     root.putChild(b"health", Health(clock))
     if metrics is not None:
-        root.putChild(b"metrics", MetricsPage(metrics.registry))
+        root.putChild(b"metrics", MetricsPage(metrics.exposition))
     v1: IResource = Deadline(
         build_v1(router, clock, config["server.stream_keepalive_seconds"]),
         config.timeout_seconds, clock)

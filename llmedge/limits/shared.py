@@ -1,0 +1,117 @@
+# -*- test-case-name: tests.unit.test_shared_store -*-
+"""
+Rate-limit state shared by the worker processes of one llmedge, in a
+memory-mapped file.
+
+With C{WORKERS=N} the kernel hands each new connection to whichever worker
+accepts first, and a keep-alive client stays on that worker. Splitting a
+key's limit into N per-worker shares would therefore refuse a client that
+happens to land on one worker long before it reached its limit. Instead
+every worker decides against the same table: one TAT per bucket (see
+L{llmedge.limits.gcra}), in a file the supervisor creates and every worker
+maps.
+
+A decision is a read-compare-write of one slot under an exclusive
+C{lockf} lock on the file: two system calls around a few microseconds of
+arithmetic, so workers never wait on each other for long. The clock is the
+wall clock every process on the machine shares.
+
+The table has a fixed number of slots (C{SLOTS}, 1 MiB of file). A bucket
+lives in one of C{WINDOW} consecutive slots starting at its hash; a slot
+whose TAT has passed describes a full bucket, exactly as an empty one does,
+so it is free for another bucket. Only when all C{WINDOW} slots hold live
+buckets is one of them (the one nearest to full) given up, which grants its
+owner a fresh burst: a documented approximation that needs tens of
+thousands of distinct clients within one refill period.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
+
+from llmedge.limits.gcra import Decision, Limit, decide
+from llmedge.limits.store import IRateLimitStore
+
+SLOTS = 65536
+WINDOW = 16
+_SLOT = struct.Struct("=Qd")  # bucket hash (0 = empty), TAT
+SIZE = SLOTS * _SLOT.size
+
+
+def create(path: str) -> None:
+    """
+    Make an empty table at C{path} (the supervisor does, before any worker
+    starts), readable and writable by this user only.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.ftruncate(fd, SIZE)
+    finally:
+        os.close(fd)
+
+
+def _hash(bucket: str) -> int:
+    # A stable hash: Python's own hash() differs from process to process.
+    value = int.from_bytes(hashlib.blake2b(bucket.encode(), digest_size=8).digest(), "little")
+    return value or 1  # 0 marks an empty slot
+
+
+@implementer(IRateLimitStore)
+class SharedStore:
+    """
+    An L{IRateLimitStore} over the table at C{path}, made by L{create}.
+    """
+
+    def __init__(self, clock: IReactorTime, path: str) -> None:
+        self._clock = clock
+        self._fd = os.open(path, os.O_RDWR)
+        if os.fstat(self._fd).st_size != SIZE:
+            os.close(self._fd)
+            raise ValueError(f"{path} is not a rate-limit table of {SIZE} bytes")
+        self._map = mmap.mmap(self._fd, SIZE)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+    def acquire(self, bucket: str, limit: Limit, cost: int = 1) -> Deferred[Decision]:
+        """
+        See L{IRateLimitStore.acquire}.
+        """
+        key = _hash(bucket)
+        start = key % SLOTS
+        table = self._map
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            now = self._clock.seconds()
+            found = free = None
+            oldest, oldest_tat = start, None
+            for i in range(WINDOW):
+                offset = ((start + i) % SLOTS) * _SLOT.size
+                owner, tat = _SLOT.unpack_from(table, offset)
+                if owner == key:
+                    found = (offset, tat)
+                    break
+                if free is None and (owner == 0 or tat <= now):
+                    free = offset
+                elif oldest_tat is None or tat < oldest_tat:
+                    oldest, oldest_tat = offset, tat
+            if found is not None:
+                offset, tat = found
+                decision = decide(tat if tat > now else None, now, limit, cost)
+            else:
+                offset = free if free is not None else oldest
+                decision = decide(None, now, limit, cost)
+            if decision.allowed:
+                _SLOT.pack_into(table, offset, key, decision.tat)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        return succeed(decision)
