@@ -106,7 +106,7 @@ class Llmedge(Daemon):
 
 
 def start_llmedge(upstream: FakeUpstream, tmp: Path, *, chunks: int, token_interval: float,
-                  tls: bool, pool: int | None) -> Llmedge:
+                  tls: bool, pool: int | None, workers: int = 0) -> Llmedge:
     """
     C{twistd llmedge} with everything on: auth with L{KEY}, rate limits
     (a burst of a million: nothing is refused), metrics, trace propagation,
@@ -134,6 +134,8 @@ def start_llmedge(upstream: FakeUpstream, tmp: Path, *, chunks: int, token_inter
            "ENABLE_METRICS": "true", "ENABLE_TRACING": "true", "LOG_LEVEL": "info"}
     if pool is not None:
         env["UPSTREAM_POOL_SIZE"] = str(pool)
+    if workers:
+        args += ["--workers", str(workers)]
     return Llmedge(args, env, tmp / "llmedge.log", listeners=2 if tls else 1).start()
 
 

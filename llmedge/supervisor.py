@@ -16,8 +16,10 @@ one process must:
     dying young, so a crash loop does not spin a core;
   - pass SIGHUP on to every worker, and on SIGTERM stop them all and wait
     for them (killing any that outlive the grace period) before exiting;
-  - carry the workers' log lines into the one log (twistd's C{--logfile},
-    or standard output for journald);
+  - give the workers the one log: its standard output (journald, a pipe),
+    or the path of twistd's C{--logfile}, which each worker appends to
+    (one C{write} per line, so lines never interleave); and log whatever a
+    worker prints on standard error (a crash) as an error naming it;
   - own the directory of state the workers share: the rate-limit table
     (L{llmedge.limits.shared}) and prometheus_client's per-process metric
     files, so C{/metrics} on any worker shows the whole instance.
@@ -41,7 +43,6 @@ from twisted.logger import Logger
 from llmedge import __version__
 from llmedge.describe import describe
 from llmedge.limits import shared
-from llmedge.observe.logging import LEVELS
 from llmedge.service import Listener, TopService
 from llmedge.worker import SETUP_VARIABLE, Inherited, WorkerSetup
 
@@ -96,27 +97,26 @@ class WorkerProcess(ProcessProtocol):
         self.started = started
         self.pid: int | None = None
         self.ended: Deferred[None] = Deferred()
-        self._partial = {1: b"", 2: b""}
+        self._partial = b""
 
     def connectionMade(self) -> None:
         self.pid = self.transport.pid
 
-    def childDataReceived(self, fd: int, data: bytes) -> None:
-        lines = (self._partial.get(fd, b"") + data).split(b"\n")
+    def errReceived(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
         rest = lines.pop()
         if len(rest) > MAX_LINE:
             lines.append(rest[:MAX_LINE])
             rest = b""
-        self._partial[fd] = rest
+        self._partial = rest
         for line in lines:
             if line:
-                self.supervisor.worker_output(self, fd, line)
+                self.supervisor.worker_output(self, line)
 
     def processEnded(self, reason) -> None:
-        for fd, rest in self._partial.items():
-            if rest:
-                self.supervisor.worker_output(self, fd, rest)
-        self._partial = {1: b"", 2: b""}
+        if self._partial:
+            self.supervisor.worker_output(self, self._partial)
+            self._partial = b""
         self.supervisor.worker_ended(self, reason)
         self.ended.callback(None)
 
@@ -129,7 +129,9 @@ class Supervisor(TopService):
         configuration and never started: building it checked every setting
         as each worker will, and the supervisor binds its listeners'
         endpoints.
-    @param spawn: C{IReactorProcess.spawnProcess}, injectable for tests.
+    @param log_path: twistd's C{--logfile}, which workers append to; with
+        none, they write to the standard output they share with the
+        supervisor.
     """
 
     _log = Logger()
@@ -143,17 +145,18 @@ class Supervisor(TopService):
         config_origin: str,
         environ=os.environ,
         executable: str = sys.executable,
+        log_path: str | None = None,
     ) -> None:
         super().__init__()
         self._reactor = reactor
-        self.config = config = edge.config
+        self.config = edge.config
         self._keys = edge.keys
         self.workers = workers
         self._config_path = config_path
         self._config_origin = config_origin
         self._environ = environ
         self._executable = executable
-        self._level = LEVELS[config["log.level"]]
+        self._log_path = log_path
         self.listeners: list[HeldListener] = []
         for listener in edge.listeners:
             held = HeldListener(listener.endpoint, listener.factory,
@@ -212,6 +215,7 @@ class Supervisor(TopService):
             listen=tuple(self.config.listen),
             sockets=tuple(sockets),
             state_dir=self.state_dir,
+            log_path=self._log_path,
         )
 
     def spawn(self, index: int) -> WorkerProcess:
@@ -223,7 +227,7 @@ class Supervisor(TopService):
         env = dict(self._environ)
         env[SETUP_VARIABLE] = setup.to_env()
         env["PROMETHEUS_MULTIPROC_DIR"] = setup.metrics_dir
-        child_fds = {0: "w", 1: "r", 2: "r"}
+        child_fds = {0: "w", 1: 1, 2: "r"}
         for n, listener in enumerate(self.listeners):
             child_fds[3 + n] = listener.port.fileno()
         worker = WorkerProcess(self, index, self._reactor.seconds())
@@ -235,19 +239,13 @@ class Supervisor(TopService):
         self._log.info("Started worker {index} (pid {pid})", index=index, pid=worker.pid)
         return worker
 
-    def worker_output(self, worker: WorkerProcess, fd: int, line: bytes) -> None:
+    def worker_output(self, worker: WorkerProcess, line: bytes) -> None:
         """
-        One line a worker wrote: its JSON log lines go into the log as they
-        are; anything on its standard error (a crash) is logged as an
-        error naming the worker.
+        One line a worker wrote on its standard error (its log lines go
+        straight to the log): a crash, logged as an error naming it.
         """
         text = line.decode("utf-8", "replace")
-        if fd == 1 and text.startswith("{"):
-            # Already filtered by the worker at the same level: emitted at
-            # the lowest level that passes, written unchanged by JSONObserver.
-            self._log.emit(self._level, "{llmedge_line}", llmedge_line=text)
-        else:
-            self._log.error("worker {index}: {output}", index=worker.index, output=text)
+        self._log.error("worker {index}: {output}", index=worker.index, output=text)
 
     def worker_ended(self, worker: WorkerProcess, reason) -> None:
         if self.running_workers.get(worker.index) is worker:

@@ -101,7 +101,11 @@ def makeService(
 
         # The service built above is never started: building it checked
         # every setting as each worker will.
-        service = Supervisor(service, reactor, workers, path, origin, environ)
+        logfile = _twistd_logfile(options)
+        if logfile in ("", "-"):
+            logfile = None
+        service = Supervisor(service, reactor, workers, path, origin, environ,
+                             log_path=logfile and os.path.abspath(logfile))
     service.log_observer = make_observer(
         config["log.level"], _twistd_logfile(options), _open_logfile
     )
@@ -123,7 +127,11 @@ def _twistd_logfile(options: Options) -> str | None:
 
 
 def _open_logfile(path: str):
-    from twisted.python.logfile import LogFile
-
-    # No size-based rotation: logrotate (or journald) owns that.
-    return LogFile.fromFullPath(path, rotateLength=None)
+    """
+    twistd's C{--logfile}, opened for appending: every line is one write
+    at the end of the file (C{O_APPEND}), so workers appending to the same
+    file never overwrite each other's lines, and after logrotate's
+    C{copytruncate} writing resumes at the new end instead of leaving a
+    hole. No size-based rotation: logrotate (or journald) owns that.
+    """
+    return open(path, "a", encoding="utf-8")

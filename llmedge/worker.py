@@ -11,8 +11,8 @@ sockets with C{reactor.adoptStreamPort} (TLS is layered on in the worker, so
 each worker does its own handshakes and reloads its own certificates on
 SIGHUP). The kernel gives each new connection to one worker.
 
-A worker writes its JSON log lines to standard output, a pipe the
-supervisor reads and passes on to the one log. Its standard input is a pipe
+A worker writes its JSON log lines to the standard output it shares with
+the supervisor, or appends them to twistd's C{--logfile}. Its standard input is a pipe
 the supervisor never writes to: when it closes, the supervisor is gone and
 the worker stops, so no orphan keeps serving after a C{kill -9}.
 """
@@ -64,6 +64,7 @@ class WorkerSetup:
     listen: tuple[str, ...]
     sockets: tuple[Inherited, ...]
     state_dir: str
+    log_path: str | None = None
 
     @property
     def limits_path(self) -> str:
@@ -177,8 +178,13 @@ def main(environ=os.environ) -> None:
         service = EdgeService(config, reactor, worker=setup)
     except ConfigError as e:
         raise SystemExit(f"llmedge worker {setup.index}: {e}") from None
+    out = sys.stdout
+    if setup.log_path:
+        # O_APPEND: each line is one write at the end of the file, never
+        # interleaved with another process's.
+        out = open(setup.log_path, "a", encoding="utf-8")
     globalLogBeginner.beginLoggingTo(
-        [filtered(JSONObserver(sys.stdout, {"worker": setup.index}), config["log.level"])],
+        [filtered(JSONObserver(out, {"worker": setup.index}), config["log.level"])],
         redirectStandardIO=False,
     )
     service.privilegedStartService()

@@ -114,12 +114,6 @@ class JSONObserver:
         self._fields = fields
 
     def __call__(self, event: dict[str, Any]) -> None:
-        line = event.get("llmedge_line")
-        if line is not None:
-            # A worker's log line, already JSON (see llmedge.supervisor).
-            self._out.write(line + "\n")
-            self._out.flush()
-            return
         try:
             record = to_record(event)
             if self._fields:

@@ -5,7 +5,6 @@ by a memory reactor instead of started, and time driven by its clock.
 (tests/integration/test_workers.py runs the real thing.)
 """
 
-import json
 import os
 import signal
 
@@ -17,7 +16,6 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from llmedge.config import load
-from llmedge.observe.logging import JSONObserver
 from llmedge.supervisor import FIRST_DELAY, STABLE_AFTER, STOP_MARGIN, Supervisor, family_of
 from llmedge.worker import SETUP_VARIABLE, WorkerSetup
 
@@ -126,7 +124,7 @@ def test_workers_inherit_the_sockets(supervisor, reactor):
     protocol, executable, args, env, fds = reactor.spawned[1]
     assert executable == "/venv/bin/python3"
     assert args == ["/venv/bin/python3", "-m", "llmedge.worker"]
-    assert fds == {0: "w", 1: "r", 2: "r", 3: 7, 4: 9}
+    assert fds == {0: "w", 1: 1, 2: "r", 3: 7, 4: 9}
     setup = WorkerSetup.from_env(env[SETUP_VARIABLE])
     assert setup.index == 1
     assert setup.config_path == "/etc/llmedge.toml"
@@ -194,23 +192,31 @@ def test_sighup_passed_on(supervisor, reactor):
     assert [w.transport.signals for w in workers] == [["HUP"], ["HUP"]]
 
 
-def test_worker_log_lines_written_unchanged(supervisor, reactor, tmp_path):
+def test_worker_stderr_logged_as_errors(supervisor, reactor):
     """
-    A worker's JSON lines reach the log as they are, also when they arrive
-    in pieces; its standard error becomes error events naming it.
+    What a worker prints on standard error (its log lines go straight to
+    the log) becomes error events naming it, also when lines arrive in
+    pieces or end without a newline.
     """
     (worker, _) = started(supervisor, reactor)
-    line = json.dumps({"level": "info", "msg": "POST /v1 200", "worker": 0})
     with capturedLogs() as events:
-        worker.childDataReceived(1, line[:10].encode())
-        worker.childDataReceived(1, (line[10:] + "\n").encode())
-        worker.childDataReceived(2, b"Traceback (most recent call last):\n  boom")
+        worker.errReceived(b"Traceback (most recent")
+        worker.errReceived(b" call last):\n  boom")
         worker.processEnded(Failure(ProcessDone(0)))
-    relayed = [e for e in events if "llmedge_line" in e]
-    assert [e["llmedge_line"] for e in relayed] == [line]
-    out = tmp_path / "log"
-    with open(out, "w") as f:
-        JSONObserver(f)(relayed[0])
-    assert out.read_text() == line + "\n"
-    errors = [e["output"] for e in events if "output" in e]
-    assert errors == ["Traceback (most recent call last):", "  boom"]
+    errors = [(e["index"], e["output"]) for e in events if "output" in e]
+    assert errors == [(0, "Traceback (most recent call last):"), (0, "  boom")]
+
+
+def test_workers_write_the_log_themselves(supervisor, reactor):
+    """
+    Workers inherit the supervisor's standard output, and are told the
+    path of twistd's --logfile when there is one.
+    """
+    started(supervisor, reactor)
+    _, _, _, env, fds = reactor.spawned[0]
+    assert fds[1] == 1
+    assert WorkerSetup.from_env(env[SETUP_VARIABLE]).log_path is None
+    supervisor._log_path = "/var/log/llmedge.log"
+    supervisor.spawn(0)
+    _, _, _, env, _ = reactor.spawned[-1]
+    assert WorkerSetup.from_env(env[SETUP_VARIABLE]).log_path == "/var/log/llmedge.log"
