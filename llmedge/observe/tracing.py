@@ -13,10 +13,11 @@ recommendation asks) and, with tracing on, a new trace is started.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from llmedge.randomness import random_bytes as _random_bytes
 
 _TRACEPARENT = re.compile(
     rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?"
@@ -80,7 +81,7 @@ def trace_context(
     traceparent: bytes | None,
     tracestate: bytes | None,
     generate: bool,
-    random_bytes: Callable[[int], bytes] = os.urandom,
+    random_bytes: Callable[[int], bytes] = _random_bytes,
 ) -> TraceContext | None:
     """
     This request's trace context: continued from the client's headers, or

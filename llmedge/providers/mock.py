@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import struct
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from zope.interface import implementer
 
 from llmedge.providers.base import Call, IProvider
 from llmedge.providers.paced import PacedStream
+from llmedge.randomness import random_hex
 from llmedge.providers.tokens import count_message_tokens, count_tokens, split_tokens
 
 FINGERPRINT = "fp_llmedge_mock"
@@ -159,7 +159,7 @@ class MockProvider:
         self._dimensions = embedding_dimensions
         self._interval = stream_interval
         self._latency = latency
-        self._new_id = id_factory or (lambda: uuid.uuid4().hex)
+        self._new_id = id_factory or (lambda: random_hex(16))
 
     def chat_completion(self, call: Call, model: str) -> Deferred:
         return self._answer(lambda: self._chat(call.body, model, call.stream))

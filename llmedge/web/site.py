@@ -9,8 +9,6 @@ L{llmedge.web.request.EdgeRequest} needs no globals.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable
 
 from twisted.internet.interfaces import IReactorTime
@@ -18,6 +16,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from llmedge.observe.recorder import Recorder
+from llmedge.randomness import random_bytes as _random_bytes, random_hex
 from llmedge.web.request import EdgeRequest
 
 
@@ -25,7 +24,7 @@ def random_request_id() -> str:
     """
     A fresh request id in OpenAI's style (C{req_} and 32 hex digits).
     """
-    return "req_" + uuid.uuid4().hex
+    return "req_" + random_hex(16)
 
 
 class EdgeSite(Site):
@@ -51,7 +50,7 @@ class EdgeSite(Site):
         recorder: Recorder | None = None,
         generate_traces: bool = True,
         make_request_id: Callable[[], str] = random_request_id,
-        random_bytes: Callable[[int], bytes] = os.urandom,
+        random_bytes: Callable[[int], bytes] = _random_bytes,
     ) -> None:
         super().__init__(resource, reactor=reactor)
         self.max_request_size = max_request_size
