@@ -76,24 +76,50 @@ def _message(event: dict[str, Any]) -> str:
     return text
 
 
+_second: int | None = None
+_second_text = ""
+
+
+def _timestamp(when: float) -> str:
+    """
+    C{when} as ISO 8601 UTC with milliseconds (C{2026-11-27T07:09:10.864Z}),
+    the date and time formatted once per second, not once per line.
+    """
+    global _second, _second_text
+    second = int(when)
+    # microseconds rounded as datetime rounds them, then cut to milliseconds
+    micros = round((when - second) * 1e6)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    if second != _second:
+        _second = second
+        _second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second_text}.{micros // 1000:03d}Z"
+
+
 def to_record(event: dict[str, Any]) -> dict[str, Any]:
     """
     The JSON object for one log event.
     """
     level = event.get("log_level")
     record: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(event.get("log_time", 0), UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "ts": _timestamp(event.get("log_time", 0)),
         "level": level.name if level is not None else "info",
         "logger": event.get("log_namespace", "-"),
         "msg": _message(event),
     }
-    for key, value in event.items():
-        if key.startswith("log_") or key in record or key in _LEGACY:
-            continue
-        if _plain(value):
-            record[key] = value
+    if event.get("log_plain"):
+        # The emitter vouches that every field is a JSON value (the access
+        # event, once per request): no check per field.
+        for key, value in event.items():
+            if key not in record and key[:4] != "log_":
+                record[key] = value
+    else:
+        for key, value in event.items():
+            if key.startswith("log_") or key in record or key in _LEGACY:
+                continue
+            if _plain(value):
+                record[key] = value
     failure = event.get("log_failure")
     if failure is not None:
         record["error"] = failure.getErrorMessage()

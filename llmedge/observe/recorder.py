@@ -93,6 +93,7 @@ class Recorder:
         client = request.getClientAddress()
         access_log.info(
             "{msg}",
+            log_plain=True,  # every value below is a str, number, bool or None
             msg=f"{method} {route} {status} {_ms(duration)}ms",
             request_id=request.request_id,
             method=_short(method),

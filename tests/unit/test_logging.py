@@ -525,3 +525,21 @@ def test_no_log_line_carries_a_key(logged, guarded):
     assert KEY not in text
     assert WRONG not in text
     assert "Bearer" not in text
+
+
+def test_timestamps_as_datetime_writes_them():
+    """
+    The per-second cache of the date and time gives the text datetime
+    gives, at every millisecond edge.
+    """
+    import random
+    from datetime import UTC, datetime
+
+    from llmedge.observe.logging import _timestamp
+
+    rng = random.Random(4)
+    samples = [0.0, 1764227350.001, 1764227350.9999996, 1764227351.0005]
+    samples += [1764227350 + rng.random() * 5 for _ in range(2000)]
+    for when in samples:
+        expected = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+        assert _timestamp(when) == expected.replace("+00:00", "Z"), when
