@@ -29,7 +29,7 @@ from llmedge.limits.memory import MemoryStore
 from llmedge.observe.metrics import Metrics
 from llmedge.observe.recorder import Recorder
 from llmedge.providers.router import build_router
-from llmedge.providers.upstream import make_agent, make_pool, tls_policy
+from llmedge.providers.upstream import make_client, make_pool, tls_policy
 from llmedge.tls import ReloadableTLS, TLSSettingsError
 from llmedge.web.root import build_root
 from llmedge.web.site import EdgeSite
@@ -186,7 +186,7 @@ class EdgeService(TopService):
         except ValueError as e:
             raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: {e}") from None
         self.router = build_router(
-            config, reactor, lambda timeout: make_agent(reactor, self.pool, timeout, policy))
+            config, reactor, lambda timeout: make_client(reactor, self.pool, timeout, policy))
         self.metrics = None
         if config["metrics.enabled"]:
             self.metrics = Metrics(

@@ -38,7 +38,7 @@ API_VERSION = "2023-06-01"
 @implementer(IProvider)
 class AnthropicProvider:
     """
-    @param upstream: the connection to the provider (name, agent, headers).
+    @param upstream: the connection to the provider (name, HTTP client, headers).
     @param base_url: the API root, e.g. C{https://api.anthropic.com}.
     """
 

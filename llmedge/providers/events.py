@@ -128,11 +128,13 @@ class UpstreamStream:
 
     def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
         self._receiver = receiver
-        self._done = Deferred(self._cancel)
+        # The whole stream may already be here (a short answer arrives with
+        # its head) and end within deliverBody, which forgets self._done.
+        done = self._done = Deferred(self._cancel)
         self._reader = SSEReader(self._event)
         self._reader.ended.addBoth(self._ended)
         self._response.deliverBody(self._reader)
-        return self._done
+        return done
 
     def _event(self, event: bytes | None, data: bytes) -> None:
         if self._complete or self._failed is not None:

@@ -80,7 +80,7 @@ def _openai_error(body: bytes) -> dict[str, Any] | None:
 @implementer(IProvider)
 class OpenAIProvider:
     """
-    @param upstream: the connection to the provider (name, agent, headers).
+    @param upstream: the connection to the provider (name, HTTP client, headers).
     @param base_url: the API root, e.g. C{https://api.openai.com/v1}.
     @param api_key: the provider's key, sent as a Bearer token; L{None} for
         servers that need none.

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.web.iweb import IAgent
 
 from llmedge.config import Config, ProviderConfig, Target
 from llmedge.errors import model_not_found
 from llmedge.providers.base import IProvider
+from llmedge.providers.client import HTTP11Client
 from llmedge.providers.anthropic import AnthropicProvider
 from llmedge.providers.fallback import Breaker
 from llmedge.providers.mock import MockProvider
@@ -95,12 +95,12 @@ class _Never:
         return 0.0
 
 
-def _build_provider(reactor, spec: ProviderConfig, agents: AgentFactory) -> IProvider:
+def _build_provider(reactor, spec: ProviderConfig, clients: ClientFactory) -> IProvider:
     options = dict(spec.options)
     if spec.kind == "mock":
         return MockProvider(reactor, name=spec.name, **options)
     upstream = Upstream(
-        spec.name, agents(options.pop("connect_timeout", 10.0)), reactor,
+        spec.name, clients(options.pop("connect_timeout", 10.0)), reactor,
         options.pop("headers", None), options.pop("first_byte_timeout", 60.0),
     )
     base_url = options.pop("base_url")
@@ -110,24 +110,24 @@ def _build_provider(reactor, spec: ProviderConfig, agents: AgentFactory) -> IPro
     return AnthropicProvider(upstream, base_url, spec.api_key, **options)
 
 
-AgentFactory = Callable[[float], IAgent]
+ClientFactory = Callable[[float], HTTP11Client]
 
 
-def build_router(config: Config, reactor: IReactorTime, agents: AgentFactory | None = None) -> Router:
+def build_router(config: Config, reactor: IReactorTime, clients: ClientFactory | None = None) -> Router:
     """
     Make every configured provider and the router over them.
 
-    @param agents: makes the HTTP agent for a provider, given its connect
+    @param clients: makes the HTTP client of a provider, given its connect
         timeout; the service's share one connection pool.
     """
-    if agents is None:
-        agents = _no_upstreams
+    if clients is None:
+        clients = _no_upstreams
     providers = {
-        name: _build_provider(reactor, spec, agents) for name, spec in config.providers.items()
+        name: _build_provider(reactor, spec, clients) for name, spec in config.providers.items()
     }
     breaker = Breaker(reactor, config["upstream.cooldown_seconds"])
     return Router(config.models, providers, int(reactor.seconds()), breaker)
 
 
-def _no_upstreams(connect_timeout: float) -> IAgent:
-    raise ValueError("upstream providers need an agent factory")
+def _no_upstreams(connect_timeout: float) -> HTTP11Client:
+    raise ValueError("upstream providers need a client factory")

@@ -4,14 +4,15 @@ Talking HTTP to upstream providers: the shared connection pool, one POST
 with a first-byte timeout, and the mapping of transport failures to errors
 a client can act on.
 
-One L{HTTPConnectionPool} serves every provider of the process, so
-connections to a provider are reused across requests (the TLS handshake is
-paid once, not per request); it is closed when the service stops. The pool
-bounds idle connections kept per host, not concurrency.
+One L{ConnectionPool} serves every provider of the process, so connections
+to a provider are reused across requests (the TLS handshake is paid once,
+not per request); it is closed when the service stops. The pool bounds idle
+connections kept per host, not concurrency.
 
-Requests use Twisted's L{Agent} directly: on this hot path treq's
-conveniences (URL objects, IDNA encoding) cost about as much CPU as the rest
-of the proxy together (see DESIGN.md), and llmedge needs none of them.
+Requests go through llmedge's own HTTP/1.1 client (L{llmedge.providers.client}),
+not Twisted's L{twisted.web.client.Agent}: on this hot path the agent's
+generality cost more CPU than the rest of the proxy (bench/README.md), and
+llmedge needs none of it.
 """
 
 from __future__ import annotations
@@ -20,25 +21,16 @@ import json
 from collections.abc import Iterable
 
 from twisted.internet import error as net
-from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    ResponseFailed,
-    ResponseNeverReceived,
-    readBody,
-)
-from twisted.web.http_headers import Headers
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.web.error import SchemeNotSupported
-from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
-from zope.interface import implementer
+from twisted.web.client import BrowserLikePolicyForHTTPS, ResponseFailed, ResponseNeverReceived
+from twisted.web.iweb import IResponse
 
 from llmedge import __version__
 from llmedge.errors import APIError
+from llmedge.providers.client import ConnectionPool, HTTP11Client
+from llmedge.providers.response import read_body
 
 USER_AGENT = f"llmedge/{__version__}".encode()
 
@@ -47,25 +39,12 @@ USER_AGENT = f"llmedge/{__version__}".encode()
 RELAYED_PREFIXES = (b"x-ratelimit-", b"openai-processing-ms", b"anthropic-ratelimit-")
 
 
-class _QuietFactory(HTTPConnectionPool._factory):
+def make_pool(reactor, per_host: int, idle_timeout: float) -> ConnectionPool:
     """
-    The pool's connection factory, without a "Starting factory" log line
-    for every upstream connection.
+    The process's connection pool; C{closeCachedConnections()} closes its
+    idle connections.
     """
-
-    noisy = False
-
-
-def make_pool(reactor, per_host: int, idle_timeout: float) -> HTTPConnectionPool:
-    """
-    The process's connection pool.
-    """
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool._factory = _QuietFactory
-    pool.maxPersistentPerHost = per_host
-    pool.cachedConnectionTimeout = idle_timeout
-    pool.retryAutomatically = False  # never resend a POST on our own
-    return pool
+    return ConnectionPool(reactor, per_host, idle_timeout)
 
 
 def tls_policy(ca_bundle: str | None = None) -> BrowserLikePolicyForHTTPS:
@@ -92,47 +71,14 @@ def tls_policy(ca_bundle: str | None = None) -> BrowserLikePolicyForHTTPS:
     return BrowserLikePolicyForHTTPS(trustRootFromCertificates(certificates))
 
 
-def make_agent(
-    reactor, pool: HTTPConnectionPool, connect_timeout: float, policy: BrowserLikePolicyForHTTPS
-) -> IAgent:
+def make_client(
+    reactor, pool: ConnectionPool, connect_timeout: float, policy: BrowserLikePolicyForHTTPS
+) -> HTTP11Client:
     """
-    An agent for one provider, sharing the process's pool and TLS policy.
+    The HTTP client of one provider, sharing the process's pool and TLS
+    policy, with the provider's connect timeout.
     """
-    endpoints = CachedEndpoints(reactor, policy, connect_timeout)
-    return Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
-
-
-@implementer(IAgentEndpointFactory)
-class CachedEndpoints:
-    """
-    One client endpoint per upstream (scheme, host, port), made once.
-
-    Twisted's own factory makes a new endpoint for every request, even when
-    the pool then reuses a connection, and a new L{HostnameEndpoint}
-    IDNA-encodes its host each time: measured, a visible share of the
-    proxy's CPU per request, for nothing. Endpoints are reusable, so one
-    per upstream serves every request.
-    """
-
-    def __init__(self, reactor, policy, connect_timeout: float) -> None:
-        self._reactor = reactor
-        self._policy = policy
-        self._timeout = connect_timeout
-        self._endpoints: dict[tuple[bytes, bytes, int], object] = {}
-
-    def endpointForURI(self, uri):
-        key = (uri.scheme, uri.host, uri.port)
-        endpoint = self._endpoints.get(key)
-        if endpoint is None:
-            if uri.scheme not in (b"http", b"https"):
-                raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
-            endpoint = HostnameEndpoint(
-                self._reactor, uri.host, uri.port, timeout=self._timeout)
-            if uri.scheme == b"https":
-                creator = self._policy.creatorForNetloc(uri.host, uri.port)
-                endpoint = wrapClientTLS(creator, endpoint)
-            self._endpoints[key] = endpoint
-        return endpoint
+    return HTTP11Client(reactor, pool, connect_timeout, policy)
 
 
 def upstream_error(
@@ -186,7 +132,7 @@ def first_byte_timeout(provider: str, seconds: float) -> APIError:
 
 
 def post(
-    agent: IAgent,
+    client: HTTP11Client,
     clock: IReactorTime,
     provider: str,
     url: bytes,
@@ -201,14 +147,13 @@ def post(
     headers take longer than C{first_byte} seconds. Cancelling the
     Deferred closes the connection.
     """
-    request_headers = Headers({b"user-agent": [USER_AGENT], b"content-type": [b"application/json"]})
-    for name, value in headers.items():
-        request_headers.setRawHeaders(name, [value])
-    d = agent.request(b"POST", url, request_headers, _BytesProducer(body))
+    request_headers = {b"user-agent": USER_AGENT, b"content-type": b"application/json"}
+    request_headers.update(headers)
+    d = client.request(b"POST", url, request_headers, body)
 
     def timed_out(result, timeout):
-        # The agent fails a cancelled request with ResponseNeverReceived,
-        # not CancelledError: name the real cause here.
+        # The timeout cancelled the request (CancelledError): name the
+        # real cause here.
         raise first_byte_timeout(provider, first_byte)
 
     d.addTimeout(first_byte, clock, onTimeoutCancel=timed_out)
@@ -223,21 +168,21 @@ def post(
 
 class Upstream:
     """
-    What every HTTP provider shares: its name, agent, clock, the headers it
-    sends with every request (its key among them) and its first-byte
-    timeout.
+    What every HTTP provider shares: its name, HTTP client, clock, the
+    headers it sends with every request (its key among them) and its
+    first-byte timeout.
     """
 
     def __init__(
         self,
         name: str,
-        agent: IAgent,
+        client: HTTP11Client,
         clock: IReactorTime,
         headers: dict[str, str] | None,
         first_byte_timeout: float,
     ) -> None:
         self.name = name
-        self._agent = agent
+        self._client = client
         self.clock = clock
         self.first_byte = first_byte_timeout
         self.headers = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
@@ -250,27 +195,38 @@ class Upstream:
         headers = dict(self.headers)
         for name, value in call_headers.items():
             headers[name.encode("latin-1")] = value.encode("latin-1")
-        return post(self._agent, self.clock, self.name, url, headers, body, self.first_byte)
+        return post(self._client, self.clock, self.name, url, headers, body, self.first_byte)
 
 
-@inlineCallbacks
-def read_json_object(response: IResponse, provider: str):
+def read_json_object(response: IResponse, provider: str) -> Deferred[tuple[bytes, dict]]:
     """
-    The body of a 200 response and the JSON object it holds.
+    The body of a 200 response and the JSON object it holds; fired at once
+    when the body came with the response's head.
 
     @raise APIError: 502 when the body is not a JSON object (an HTML page
-        from a proxy in between, a truncated body).
+        from a proxy in between) or could not be read whole.
     """
-    payload = yield readBody(response)
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise upstream_error(provider, 502,
-                             f"Provider '{provider}' sent a response that is not JSON.",
-                             "upstream_malformed_response")
-    return payload, document
+
+    def parse(payload: bytes) -> tuple[bytes, dict]:
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise not_json()
+        return payload, document
+
+    def failed(reason: Failure):
+        if reason.check(CancelledError):
+            return reason
+        raise not_json()
+
+    def not_json() -> APIError:
+        return upstream_error(provider, 502,
+                              f"Provider '{provider}' sent a response that is not JSON.",
+                              "upstream_malformed_response")
+
+    return read_body(response).addCallbacks(parse, failed)
 
 
 def relayed_headers(response: IResponse) -> tuple[tuple[bytes, bytes], ...]:
@@ -283,28 +239,3 @@ def relayed_headers(response: IResponse) -> tuple[tuple[bytes, bytes], ...]:
         if lower.startswith(RELAYED_PREFIXES):
             found.extend((lower, v) for v in values)
     return tuple(found)
-
-
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """
-    A request body already in memory, sent in one write with its length
-    (no chunked encoding, which some servers refuse).
-    """
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer) -> Deferred[None]:
-        consumer.write(self._body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from twisted.internet import error as net
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,7 +17,8 @@ from twisted.web.http_headers import Headers
 from llmedge.providers.base import Call
 from llmedge.providers.events import SSEReader, UpstreamStream
 from llmedge.providers.openai import ChunkRelay, OpenAIProvider, error_from_openai
-from llmedge.providers.upstream import Upstream, unreachable
+from llmedge.providers.client import ConnectionPool, HTTP11Client
+from llmedge.providers.upstream import USER_AGENT, Upstream, read_json_object, unreachable
 
 
 class Transport:
@@ -120,6 +122,18 @@ class UpstreamStreamTests(SynchronousTestCase):
         self.assertEqual(self.failureResultOf(done).value.code, "upstream_malformed_response")
         self.assertEqual(received, [])
 
+    def test_stream_already_over_when_it_starts(self):
+        class Complete(Response):
+            def deliverBody(self, protocol):
+                super().deliverBody(protocol)
+                protocol.dataReceived(b"data: {}\n\ndata: [DONE]\n\n")
+                protocol.connectionLost(Failure(ResponseDone()))
+
+        received = []
+        done = UpstreamStream("up", Complete(), ChunkRelay(False)).start(received.append)
+        self.successResultOf(done)
+        self.assertEqual(received, [b"{}"])
+
     def test_pause_and_resume_reach_the_upstream_socket(self):
         response, stream, _, _ = self.stream()
         stream.pauseProducing()
@@ -215,3 +229,90 @@ def test_upstream_headers_are_relayed_unless_llmedge_set_its_own():
                             (b"x-ratelimit-remaining-tokens", b"150000")])
     assert request.responseHeaders.getRawHeaders(b"x-ratelimit-remaining-requests") == [b"99"]
     assert request.responseHeaders.getRawHeaders(b"x-ratelimit-remaining-tokens") == [b"150000"]
+
+
+class Wire:
+    """
+    An L{Upstream} over the real HTTP client, its socket a L{StringTransport}.
+    """
+
+    def __init__(self, first_byte=60.0):
+        self.reactor = MemoryReactorClock()
+        client = HTTP11Client(self.reactor, ConnectionPool(self.reactor), 5.0)
+        self.upstream = Upstream("up", client, self.reactor, {"X-Api-Key": "sk-up"}, first_byte)
+
+    def post(self, body=b"{}"):
+        d = self.upstream.post(b"http://example.com/v1/messages", {"x-request-id": "r1"}, body)
+        _, _, factory, _, _ = self.reactor.tcpClients[-1]
+        self.protocol = factory.buildProtocol(None)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        return d
+
+
+def test_post_sends_the_provider_and_call_headers():
+    wire = Wire()
+    wire.post(b'{"m":1}')
+    head = wire.transport.value().split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0] == b"POST /v1/messages HTTP/1.1"
+    assert set(head[1:]) == {b"Host: example.com", b"User-Agent: " + USER_AGENT,
+                             b"Content-Type: application/json", b"X-Api-Key: sk-up",
+                             b"X-Request-Id: r1", b"Content-Length: 7"}
+
+
+def test_post_without_a_first_byte_in_time_is_a_504_and_closes():
+    wire = Wire(first_byte=5.0)
+    d = wire.post()
+    wire.reactor.advance(5)
+    error = d.result.value
+    d.addErrback(lambda _: None)
+    assert (error.status, error.code) == (504, "upstream_timeout")
+    assert wire.transport.disconnected
+
+
+def test_post_to_an_upstream_closing_without_answer_is_a_502():
+    wire = Wire()
+    d = wire.post()
+    wire.protocol.connectionLost(Failure(net.ConnectionLost()))
+    error = d.result.value
+    d.addErrback(lambda _: None)
+    assert (error.status, error.code) == (502, "upstream_unreachable")
+    assert "closed before a response" in error.message
+
+
+def test_cancelled_post_fails_with_cancelled_error():
+    wire = Wire()
+    d = wire.post()
+    d.cancel()
+    assert d.result.check(CancelledError)
+    d.addErrback(lambda _: None)
+    assert wire.transport.disconnected
+
+
+def answered(body, complete=True):
+    wire = Wire()
+    d = wire.post()
+    wire.protocol.dataReceived(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + (body if complete else body[:-1]))
+    return wire, read_json_object(d.result, "up")
+
+
+def test_json_answer_is_read_at_once():
+    _, read = answered(b'{"id": "x"}')
+    assert read.result == (b'{"id": "x"}', {"id": "x"})
+
+
+@pytest.mark.parametrize("body", [b"<html>proxy error</html>", b"[1, 2]"])
+def test_answer_that_is_not_a_json_object_is_a_502(body):
+    _, read = answered(body)
+    assert read.result.value.code == "upstream_malformed_response"
+    read.addErrback(lambda _: None)
+
+
+def test_truncated_answer_is_a_502():
+    wire, read = answered(b'{"id": "x"}', complete=False)
+    assert not read.called
+    wire.protocol.connectionLost(Failure(net.ConnectionLost()))
+    assert read.result.value.status == 502
+    read.addErrback(lambda _: None)
