@@ -52,7 +52,7 @@ def report(results, options, phases: set[str], *, started: str, load: str) -> st
         "",
         f"{_versions()}; {options.duration:g} s per run, c{c} with {options.threads} wrk "
         f"thread(s), {options.rounds} round(s) (medians), upstream pool "
-        f"{options.upstream_pool or 'default (16)'}; load average {load}.",
+        f"{options.upstream_pool or 'default (128)'}; load average {load}.",
         "",
         "```sh",
         ".venv/bin/python " + shlex.join(["bench/run.py", *sys.argv[1:]]),

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=200,
                         help="sequential streams timed for TTFT, at most (default 200)")
     parser.add_argument("--upstream-pool", type=int, metavar="N",
-                        help="llmedge's UPSTREAM_POOL_SIZE (default: llmedge's own, 16)")
+                        help="llmedge's UPSTREAM_POOL_SIZE (default: llmedge's own, 128)")
     parser.add_argument("--log-dir", type=Path,
                         help="keep llmedge's JSON log and the configs here (default: a temp dir)")
     options = parser.parse_args(argv)
