@@ -269,6 +269,38 @@ else
     abort "SIGHUP (systemctl reload) ended the daemon (status $status)"
 fi
 
+# WORKERS=2 in /etc/default/llmedge: a supervisor and two workers, all as llmedge.
+cp /etc/default/llmedge "$work/default.saved"
+echo "WORKERS=2" >> /etc/default/llmedge
+start_daemon "$work/daemon-workers.log"
+wait_healthy || { cat "$work/daemon-workers.log"; abort "the daemon with WORKERS=2 did not answer /health"; }
+for _ in $(seq 1 100); do
+    [ "$(pgrep -u llmedge -f 'llmedge[.]worker' | wc -l)" = 2 ] && break; sleep 0.1
+done
+check "WORKERS=2: two worker processes, as llmedge" test "$(pgrep -u llmedge -f 'llmedge[.]worker' | wc -l)" = 2
+if LLMEDGE_KEY=$(cat /etc/llmedge/initial-api-key) "$PY" - <<'EOF'
+import os
+import openai
+
+client = openai.OpenAI(base_url="http://127.0.0.1:8080/v1",
+                       api_key=os.environ["LLMEDGE_KEY"], max_retries=0)
+for _ in range(20):
+    reply = client.chat.completions.create(
+        model="mock", messages=[{"role": "user", "content": "workers"}])
+    assert reply.choices[0].message.content == "You said: workers", reply
+EOF
+then
+    ok "WORKERS=2: 20 chat completions with the openai SDK"
+else
+    fail "WORKERS=2: 20 chat completions with the openai SDK"
+fi
+stop_daemon
+check "WORKERS=2: SIGTERM stops supervisor and workers (status $status)" \
+    bash -c "[ '$status' = 143 ] && ! pgrep -u llmedge -f 'llmedge[.]worker'"
+check "WORKERS=2: no error in the log" \
+    bash -c "! grep -qiE 'Traceback|\"level\": \"(error|critical)\"' '$work/daemon-workers.log'"
+cp "$work/default.saved" /etc/default/llmedge
+
 phase "upgrade: reinstall, then a newer version"
 key_before=$(sha256sum /etc/llmedge/api-keys.env /etc/llmedge/initial-api-key)
 echo "# changed by the admin (deb test)" >> /etc/llmedge/llmedge.toml
