@@ -182,6 +182,21 @@ def rate_limited(message: str, headers: Iterable[tuple[bytes, bytes]]) -> APIErr
     )
 
 
+def rate_limit_unavailable() -> APIError:
+    """
+    503 when the shared rate-limit store cannot decide and
+    C{REDIS_FAILURE_POLICY=fail-closed} says not to admit blindly.
+    """
+    return APIError(
+        503,
+        "Rate limiting is temporarily unavailable, so the request was not admitted. "
+        "Try again shortly.",
+        type="server_error",
+        code="rate_limit_unavailable",
+        headers=[(b"Retry-After", b"1")],
+    )
+
+
 def deadline_exceeded() -> APIError:
     """
     504 for a request that ran out of time (C{SERVER_TIMEOUT_SECONDS}).

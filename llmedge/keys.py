@@ -88,12 +88,18 @@ class ApiKey:
         digest, which identify it without revealing it.
     @ivar rpm: its own requests per minute, overriding C{rate_limit.rpm}.
     @ivar burst: its own burst, overriding C{rate_limit.burst}.
+    @ivar tokens_per_minute: its own token budget, overriding
+        C{rate_limit.tokens_per_minute}.
+    @ivar max_concurrent_requests: its own bound on requests in flight,
+        overriding C{rate_limit.max_concurrent_requests}.
     """
 
     id: str
     digest: bytes
     rpm: int | None = None
     burst: int | None = None
+    tokens_per_minute: int | None = None
+    max_concurrent_requests: int | None = None
 
     @classmethod
     def from_text(
@@ -102,14 +108,16 @@ class ApiKey:
         name: str | None = None,
         rpm: int | None = None,
         burst: int | None = None,
+        **limits: int | None,
     ) -> ApiKey:
         """
-        The key a configured value (plain or stored form) stands for.
+        The key a configured value (plain or stored form) stands for, with
+        its own limits (C{tokens_per_minute}, C{max_concurrent_requests}).
 
         @raise ValueError: as L{parse_stored_key}.
         """
         digest = parse_stored_key(text)
-        return cls(name or "key-" + digest.hex()[:8], digest, rpm, burst)
+        return cls(name or "key-" + digest.hex()[:8], digest, rpm, burst, **limits)
 
     def __repr__(self) -> str:
         return f"ApiKey(id={self.id!r})"
@@ -132,7 +140,8 @@ class KeyRing:
     def from_config(cls, config: Any) -> KeyRing:
         """
         The keys of C{auth.api_keys} (unnamed) and C{[[auth.keys]]} (named,
-        with optional C{rpm} and C{burst}).
+        with optional C{rpm}, C{burst}, C{tokens_per_minute} and
+        C{max_concurrent_requests}).
 
         A key given twice is refused even if the two entries agree: when one
         is later removed to revoke it, the other would keep it working.
@@ -156,7 +165,9 @@ class KeyRing:
                     )
                 named[name] = where
             key = _parse(f"{where}.key{in_file}", spec["key"], name,
-                         spec.get("rpm"), spec.get("burst"))
+                         spec.get("rpm"), spec.get("burst"),
+                         tokens_per_minute=spec.get("tokens_per_minute"),
+                         max_concurrent_requests=spec.get("max_concurrent_requests"))
             places.append((where, key))
         seen: dict[bytes, str] = {}
         for where, key in places:
@@ -201,8 +212,8 @@ class KeyRing:
 
 
 def _parse(where: str, text: str, name: str | None = None,
-           rpm: int | None = None, burst: int | None = None) -> ApiKey:
+           rpm: int | None = None, burst: int | None = None, **limits: int | None) -> ApiKey:
     try:
-        return ApiKey.from_text(text, name, rpm, burst)
+        return ApiKey.from_text(text, name, rpm, burst, **limits)
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None

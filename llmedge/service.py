@@ -22,12 +22,13 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
 from llmedge import __version__
-from llmedge.config import Config, ConfigError
+from llmedge.config import Config, ConfigError, load
 from llmedge.describe import describe
 from llmedge.keys import KeyRing
 from llmedge.limits.memory import MemoryStore
 from llmedge.observe.metrics import Metrics
 from llmedge.observe.recorder import Recorder
+from llmedge.probe import ProviderProbe
 from llmedge.providers.router import build_router
 from llmedge.providers.upstream import make_client, make_pool, tls_policy
 from llmedge.tls import ReloadableTLS, TLSSettingsError
@@ -113,20 +114,61 @@ def build_limits(config: Config, reactor: IReactorTime, worker=None):
     """
     The rate-limit store the configuration asks for, or L{None} when rate
     limiting is off. Workers of one supervisor share theirs in memory they
-    all map (L{llmedge.limits.shared}).
+    all map (L{llmedge.limits.shared}); with the redis backend, every
+    instance and every worker decides in Redis (L{llmedge.limits.redis}).
     """
     if not config["rate_limit.enabled"]:
         return None
-    if config["rate_limit.backend"] != "memory":
-        raise ConfigError(
-            f"RATE_LIMIT_BACKEND={config['rate_limit.backend']!r}: not available in "
-            "this version (use memory)"
-        )
+    if config["rate_limit.backend"] == "redis":
+        from llmedge.limits.redis import RedisStore, parse_url
+
+        url = config["rate_limit.redis_url"]
+        try:
+            address = parse_url(url)
+        except ValueError as e:
+            shown = "<redacted>" if "@" in url else url
+            raise ConfigError(f"REDIS_URL={shown}: {e}") from None
+        return RedisStore(
+            reactor, address, timeout=config["rate_limit.redis_timeout"],
+            fail_open=config["rate_limit.redis_failure"] == "fail-open")
     if worker is not None:
         from llmedge.limits.shared import SharedStore
 
         return SharedStore(reactor, worker.limits_path)
     return MemoryStore(reactor)
+
+
+def build_keys(config: Config) -> KeyRing:
+    """
+    The configured API keys; none with authentication on is an error.
+    """
+    keys = KeyRing.from_config(config)
+    if config["auth.enabled"] and not keys:
+        raise ConfigError(
+            "AUTH_ENABLED=true but no API keys are configured (API_KEYS or "
+            "[[auth.keys]]): add one (llmedge generate-key), or set "
+            "AUTH_ENABLED=false to serve without authentication"
+        )
+    return keys
+
+
+def routed_providers(config: Config) -> dict:
+    """
+    The providers some model routes to: the ones readiness depends on (the
+    built-in mock is always configured, but serves nothing unless routed).
+    """
+    used = {target.provider for targets in config.models.values() for target in targets}
+    return {name: spec for name, spec in config.providers.items() if name in used}
+
+
+#: Settings a SIGHUP cannot apply (they shape sockets, processes, the pool,
+#: the log or the metric registry): changed, they take effect on restart.
+RESTART_ONLY = (
+    "server.address", "server.listen", "server.workers", "rate_limit.backend",
+    "rate_limit.redis_url", "upstream.pool_size", "upstream.idle_timeout", "log.level",
+    "tracing.otlp_endpoint", "metrics.enabled", "tls.enabled", "tls.cert_path", "tls.key_path",
+    "health.probe_interval_seconds",
+)
 
 
 class TopService(MultiService):
@@ -166,32 +208,21 @@ class EdgeService(TopService):
         #: The L{llmedge.worker.WorkerSetup} when this is one worker of a
         #: supervisor, serving on sockets it inherited.
         self.worker = worker
-        self.keys = KeyRing.from_config(config)
-        if config["auth.enabled"] and not self.keys:
-            raise ConfigError(
-                "AUTH_ENABLED=true but no API keys are configured (API_KEYS or "
-                "[[auth.keys]]): add one (llmedge generate-key), or set "
-                "AUTH_ENABLED=false to serve without authentication"
-            )
+        self.keys = build_keys(config)
         self.limits = build_limits(config, reactor, worker)
         if isinstance(self.limits, Service):
             self.limits.setServiceParent(self)
         self.pool = make_pool(
             reactor, config["upstream.pool_size"], config["upstream.idle_timeout"])
-        ca_bundle = config["upstream.ca_bundle"] or None
-        try:
-            policy = tls_policy(ca_bundle)
-        except OSError as e:
-            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: cannot read: {e.strerror}") from None
-        except ValueError as e:
-            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: {e}") from None
-        self.router = build_router(
-            config, reactor, lambda timeout: make_client(reactor, self.pool, timeout, policy))
+        self.router = build_router(config, reactor, self._clients(config))
         self.metrics = None
         if config["metrics.enabled"]:
             self.metrics = Metrics(
                 config.models, multiprocess_dir=worker.metrics_dir if worker else None)
             self.metrics.watch_breaker(self.router.breaker, self.router.providers)
+            if self.limits is not None:
+                # once: the store lives as long as the service, across reloads
+                self.metrics.watch_limits(self.limits)
             if self.metrics.multiprocess:
                 refresh = TimerService(1.0, self.metrics.refresh)
                 refresh.clock = reactor
@@ -201,12 +232,21 @@ class EdgeService(TopService):
             from llmedge.observe.otel import SpanExporter
 
             self.spans = SpanExporter(config["tracing.otlp_endpoint"], reactor)
+        #: Set when the service stops: /health/ready answers 503 from then on.
+        self.draining = False
+        self.probe = ProviderProbe(
+            reactor, routed_providers(config), config["health.probe_interval_seconds"])
+        self.probe.setServiceParent(self)
         self.site = EdgeSite(
-            build_root(config, self.router, reactor, self.keys, self.limits, self.metrics),
+            build_root(config, self.router, reactor, self.keys, self.limits, self.metrics,
+                       self._unready),
             reactor=reactor,
             max_request_size=config.max_request_size,
             recorder=Recorder(reactor, self.metrics, self.spans),
             generate_traces=config["tracing.enabled"],
+            header_timeout=config["server.header_timeout_seconds"],
+            body_timeout=config["server.body_timeout_seconds"],
+            max_connections=config["server.max_connections"],
         )
         self.listeners: list[Listener] = []
         self.tls: list[ReloadableTLS] = []
@@ -253,13 +293,89 @@ class EdgeService(TopService):
         # supervisor that reacts to the line can already stop us cleanly).
         self._reactor.callWhenRunning(self._announce)
 
+    #: How to read the configuration again on SIGHUP: the arguments of
+    #: L{llmedge.config.load} (environment, file, --listen, the file's
+    #: origin), set by the plugin or the worker; L{None}: TLS files only.
+    config_source = None
+
+    def _unready(self) -> str | None:
+        """
+        Why C{/health/ready} should say 503, or L{None}.
+        """
+        if self.draining:
+            return "draining"
+        if not self.probe.ready():
+            return "no configured provider is reachable"
+        return None
+
+    def _clients(self, config: Config):
+        """
+        What makes each provider's HTTP client: the process's pool, the
+        configured CAs.
+        """
+        ca_bundle = config["upstream.ca_bundle"] or None
+        try:
+            policy = tls_policy(ca_bundle)
+        except OSError as e:
+            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: cannot read: {e.strerror}") from None
+        except ValueError as e:
+            raise ConfigError(f"UPSTREAM_CA_BUNDLE={ca_bundle}: {e}") from None
+        reactor, pool = self._reactor, self.pool
+        return lambda timeout: make_client(reactor, pool, timeout, policy)
+
     def reload(self) -> None:
         """
-        SIGHUP: take up renewed certificates and keys. Connections already
-        established keep the ones they started with; a listener whose new
-        files are unusable keeps its old ones and says why.
+        SIGHUP: read the configuration file again and serve by it (keys,
+        limits, providers, models, timeouts), and take up renewed TLS
+        certificates.
+
+        The new tree of resources replaces the old one in one step on the
+        reactor thread: requests already in flight finish with what they
+        started with, the next one sees the new settings, and none is
+        dropped. A configuration that does not load is refused with one log
+        line and the running one stays, as do TLS files that do not load.
         """
-        if not self.tls:
+        self._reload_config()
+        self._reload_tls()
+
+    def _reload_config(self) -> None:
+        if self.config_source is None:
+            return
+        environ, path, listen, origin = self.config_source
+        try:
+            config = load(environ, path, listen, origin)
+            keys = build_keys(config)
+            router = build_router(config, self._reactor, self._clients(config))
+        except ConfigError as e:
+            self._log.error("SIGHUP: kept the running configuration: {error}", error=str(e))
+            return
+        except Exception:  # whatever it is, the running config stays
+            self._log.failure("SIGHUP: kept the running configuration")
+            return
+        if self.metrics is not None:
+            self.metrics.set_models(config.models)
+            self.metrics.watch_breaker(router.breaker, router.providers)
+        self.probe.set_providers(routed_providers(config))
+        self.site.resource = build_root(
+            config, router, self._reactor, keys, self.limits, self.metrics, self._unready)
+        self.site.max_request_size = config.max_request_size
+        self.site.generate_traces = config["tracing.enabled"]
+        unapplied = [name for name in RESTART_ONLY if config[name] != self.config[name]]
+        if config.listen != self.config.listen:
+            unapplied.append("listeners")
+        if config["rate_limit.enabled"] and self.limits is None:
+            unapplied.append("rate_limit.enabled")
+        self.config, self.keys, self.router = config, keys, router
+        self._log.info(
+            "SIGHUP: reloaded {file}: {keys} keys, {providers} providers, {models} models",
+            file=path or "(no file)", keys=len(keys), providers=len(router.providers),
+            models=len(config.models))
+        if unapplied:
+            self._log.warn("SIGHUP: changes to {settings} take effect on restart only",
+                           settings=", ".join(unapplied))
+
+    def _reload_tls(self) -> None:
+        if not self.tls and self.config_source is None:
             self._log.info("SIGHUP: nothing to reload (no TLS listener)")
         for tls in self.tls:
             try:

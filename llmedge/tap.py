@@ -93,6 +93,7 @@ def makeService(
         service = EdgeService(config, reactor)
     except ConfigError as e:
         raise SystemExit(f"llmedge: {e}") from None
+    service.config_source = (environ, path, options["listen"], origin)
     workers = options["workers"]
     if workers is None:
         workers = config["server.workers"]

@@ -25,7 +25,6 @@ messages end up in logs and tracebacks where prompts do not belong.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -122,10 +121,15 @@ def _number(low: float, high: float) -> Check:
     return check
 
 
-def _integer(low: int, high: float = math.inf) -> Check:
+#: The largest count (of tokens, choices, dimensions) accepted: what OpenAI
+#: accepts, and what upstreams written with 32-bit integers can read.
+_COUNT_MAX = 2**31 - 1
+#: A seed is any signed 64-bit integer.
+_SEED = (-(2**63), 2**63 - 1)
+
+
+def _integer(low: int, high: float = _COUNT_MAX) -> Check:
     expected = f"an integer between {low} and {high}"
-    if high == math.inf:
-        expected = f"an integer of at least {low}"
 
     def check(value: Any, path: str) -> None:
         _is_integer(value, path)
@@ -279,7 +283,7 @@ _SAMPLING: dict[str, Check] = {
     "stop": _string_or(
         list, _array_of(_string, 1, 4), "a string or an array of strings"
     ),
-    "seed": _is_integer,
+    "seed": _integer(*_SEED),
     "user": _string,
     "logit_bias": _values(_number(-100, 100)),
     "top_logprobs": _integer(0, 20),

@@ -176,6 +176,7 @@ def main(environ=os.environ) -> None:
     try:
         config = load(environ, setup.config_path, setup.listen, setup.config_origin)
         service = EdgeService(config, reactor, worker=setup)
+        service.config_source = (environ, setup.config_path, setup.listen, setup.config_origin)
     except ConfigError as e:
         raise SystemExit(f"llmedge worker {setup.index}: {e}") from None
     out = sys.stdout

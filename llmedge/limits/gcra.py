@@ -103,10 +103,7 @@ def decide(tat: float | None, now: float, limit: Limit, cost: int = 1) -> Decisi
         C{retry_after} would send the client into a retry loop that cannot
         succeed, so it is the caller's error to report.
     """
-    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
-        raise ValueError(f"cost must be an integer >= 1, not {cost!r}")
-    if cost > limit.burst:
-        raise ValueError(f"cost {cost} exceeds the burst of {limit.burst}")
+    check_cost(limit, cost)
     interval = limit.interval
     start = now if tat is None else max(tat, now)
     new_tat = start + cost * interval
@@ -127,6 +124,34 @@ def decide(tat: float | None, now: float, limit: Limit, cost: int = 1) -> Decisi
         retry_after=allow_at - now,
         reset_after=max(0.0, start - now),
     )
+
+
+def adjusted(tat: float | None, now: float, limit: Limit, amount: int) -> float | None:
+    """
+    The TAT after C{amount} more units were spent (negative: given back)
+    without a decision: how a reservation is settled once the real cost is
+    known (token limits reserve a request's most, then settle on what it
+    used).
+
+    A refund never makes a bucket fuller than full, and a charge is never
+    refused (the request already ran). L{None} when the bucket is full.
+    """
+    base = now if tat is None or tat < now else tat
+    if tat is None and amount < 0:
+        return None
+    new_tat = base + amount * limit.interval
+    return new_tat if new_tat > now else None
+
+
+def check_cost(limit: Limit, cost: int) -> None:
+    """
+    Raise C{ValueError} for a C{cost} L{decide} refuses, so that a store
+    deciding elsewhere (in Redis) refuses the same costs before it asks.
+    """
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+        raise ValueError(f"cost must be an integer >= 1, not {cost!r}")
+    if cost > limit.burst:
+        raise ValueError(f"cost {cost} exceeds the burst of {limit.burst}")
 
 
 def _remaining(tat: float, now: float, limit: Limit) -> int:

@@ -18,7 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from llmedge.limits.gcra import Decision, Limit, decide
+from llmedge.limits.gcra import Decision, Limit, adjusted, decide
 from llmedge.limits.store import IRateLimitStore
 
 # How many expired entries each acquire() may remove on its own. Two per
@@ -69,6 +69,18 @@ class MemoryStore(Service):
             self._tats[bucket] = decision.tat
             self._tats.move_to_end(bucket)
         return succeed(decision)
+
+    def adjust(self, bucket: str, limit: Limit, amount: int) -> Deferred[None]:
+        """
+        See L{IRateLimitStore.adjust}.
+        """
+        tat = adjusted(self._tats.get(bucket), self._clock.seconds(), limit, amount)
+        if tat is None:
+            self._tats.pop(bucket, None)
+        else:
+            self._tats[bucket] = tat
+            self._tats.move_to_end(bucket)
+        return succeed(None)
 
     def prune(self) -> int:
         """

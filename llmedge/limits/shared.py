@@ -37,7 +37,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from llmedge.limits.gcra import Decision, Limit, decide
+from llmedge.limits.gcra import Decision, Limit, adjusted, decide
 from llmedge.limits.store import IRateLimitStore
 
 SLOTS = 65536
@@ -87,31 +87,50 @@ class SharedStore:
         See L{IRateLimitStore.acquire}.
         """
         key = _hash(bucket)
-        start = key % SLOTS
-        table = self._map
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
         try:
             now = self._clock.seconds()
-            found = free = None
-            oldest, oldest_tat = start, None
-            for i in range(WINDOW):
-                offset = ((start + i) % SLOTS) * _SLOT.size
-                owner, tat = _SLOT.unpack_from(table, offset)
-                if owner == key:
-                    found = (offset, tat)
-                    break
-                if free is None and (owner == 0 or tat <= now):
-                    free = offset
-                elif oldest_tat is None or tat < oldest_tat:
-                    oldest, oldest_tat = offset, tat
-            if found is not None:
-                offset, tat = found
-                decision = decide(tat if tat > now else None, now, limit, cost)
-            else:
-                offset = free if free is not None else oldest
-                decision = decide(None, now, limit, cost)
+            offset, tat = self._find(key, now)
+            decision = decide(tat, now, limit, cost)
             if decision.allowed:
-                _SLOT.pack_into(table, offset, key, decision.tat)
+                _SLOT.pack_into(self._map, offset, key, decision.tat)
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
         return succeed(decision)
+
+    def adjust(self, bucket: str, limit: Limit, amount: int) -> Deferred[None]:
+        """
+        See L{IRateLimitStore.adjust}.
+        """
+        key = _hash(bucket)
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            now = self._clock.seconds()
+            offset, tat = self._find(key, now)
+            new_tat = adjusted(tat, now, limit, amount)
+            if new_tat is not None:
+                _SLOT.pack_into(self._map, offset, key, new_tat)
+            elif tat is not None:
+                _SLOT.pack_into(self._map, offset, 0, 0.0)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        return succeed(None)
+
+    def _find(self, key: int, now: float) -> tuple[int, float | None]:
+        """
+        The slot of bucket C{key} and its live TAT, or the slot it may take
+        and L{None}. Called with the lock held.
+        """
+        start = key % SLOTS
+        free = None
+        oldest, oldest_tat = start * _SLOT.size, None
+        for i in range(WINDOW):
+            offset = ((start + i) % SLOTS) * _SLOT.size
+            owner, tat = _SLOT.unpack_from(self._map, offset)
+            if owner == key:
+                return offset, (tat if tat > now else None)
+            if free is None and (owner == 0 or tat <= now):
+                free = offset
+            elif oldest_tat is None or tat < oldest_tat:
+                oldest, oldest_tat = offset, tat
+        return (free if free is not None else oldest), None

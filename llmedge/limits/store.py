@@ -4,7 +4,7 @@ The interface every rate-limit store provides.
 
 A store owns the state of L{llmedge.limits.gcra.decide} (one TAT per
 bucket) and the clock it is decided against. The memory store keeps both in
-the process; a Redis store will run one atomic script per decision so that
+the process; the Redis store runs one atomic script per decision so that
 many llmedge instances share one limit. Because that one needs a network
 round trip, the interface returns a L{Deferred} for every store, and the
 memory store simply returns one that has already fired.
@@ -13,6 +13,13 @@ memory store simply returns one that has already fired.
 from __future__ import annotations
 
 from zope.interface import Interface
+
+
+class StoreUnavailable(Exception):
+    """
+    The store cannot decide (its backend is down) and its policy is to
+    refuse rather than to admit: the request is answered with 503.
+    """
 
 
 class IRateLimitStore(Interface):
@@ -35,5 +42,18 @@ class IRateLimitStore(Interface):
         @type bucket: L{str}
         @type limit: L{llmedge.limits.gcra.Limit}
         @type cost: L{int}, between 1 and C{limit.burst}.
-        @rtype: L{Deferred} firing with a L{llmedge.limits.gcra.Decision}.
+        @rtype: L{Deferred} firing with a L{llmedge.limits.gcra.Decision},
+            or failing with L{StoreUnavailable}.
+        """
+
+    def adjust(bucket, limit, amount):
+        """
+        Count C{amount} more units (negative: give back) as spent by
+        C{bucket}, without deciding anything: settles a reservation made
+        with L{acquire} once the real cost is known (see
+        L{llmedge.limits.gcra.adjusted}).
+
+        @type amount: L{int}
+        @rtype: L{Deferred} firing with L{None} (never failing: a store that
+            cannot settle logs it and forgets it).
         """

@@ -99,6 +99,8 @@ class Metrics:
             self.exposition = CollectorRegistry()
             MultiProcessCollector(self.exposition, path=multiprocess_dir)
         self._refreshers: list = []
+        self._cooling = None
+        self._watched: list[str] = []
         self._models = frozenset(models)
         r = self.registry
         self._requests = _Children(Counter(
@@ -146,12 +148,20 @@ class Metrics:
     def watch_breaker(self, breaker, providers: Iterable[str]) -> None:
         """
         Show which providers the circuit breaker is skipping, as
-        C{llmedge_provider_cooling_down{provider}} (1 while skipped).
+        C{llmedge_provider_cooling_down{provider}} (1 while skipped). Called
+        again after a reload, it follows the new breaker and providers.
         """
-        gauge = Gauge(
-            "llmedge_provider_cooling_down",
-            "1 while a provider is skipped after a failure (circuit open).",
-            ["provider"], registry=self.registry, multiprocess_mode="max")
+        gauge = self._cooling
+        if gauge is None:
+            gauge = self._cooling = Gauge(
+                "llmedge_provider_cooling_down",
+                "1 while a provider is skipped after a failure (circuit open).",
+                ["provider"], registry=self.registry, multiprocess_mode="max")
+        providers = list(providers)
+        for name in set(self._watched) - set(providers):
+            gauge.remove(name)
+        self._watched = providers
+        self._refreshers = []
         for name in providers:
             if self.multiprocess:
                 # Values are read from files, never computed at scrape time:
@@ -161,6 +171,33 @@ class Metrics:
                         child.set(float(breaker.is_open(name))))
             else:
                 gauge.labels(name).set_function(lambda name=name: float(breaker.is_open(name)))
+
+    def set_models(self, models: Iterable[str]) -> None:
+        """
+        The configured model names, after a reload: label values from now on.
+        """
+        self._models = frozenset(models)
+
+    def watch_limits(self, store) -> None:
+        """
+        For a rate-limit store with a backend to lose (Redis: one that
+        offers C{watch}), count the decisions the backend did not make, as
+        C{llmedge_rate_limit_backend_errors_total}, and show whether it is
+        reachable, as C{llmedge_rate_limit_backend_up} (with workers, 0
+        while any live worker cannot reach it).
+        """
+        watch = getattr(store, "watch", None)
+        if watch is None:
+            return
+        errors = Counter(
+            "llmedge_rate_limit_backend_errors",
+            "Rate-limit decisions the backend (Redis) did not make: decided by "
+            "REDIS_FAILURE_POLICY instead.", registry=self.registry)
+        up = Gauge(
+            "llmedge_rate_limit_backend_up",
+            "1 while the rate-limit backend (Redis) answers, 0 while it does not.",
+            registry=self.registry, multiprocess_mode="livemin")
+        watch(errors.inc, lambda available: up.set(float(available)))
 
     def refresh(self) -> None:
         """

@@ -8,9 +8,16 @@ or is not an object.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from llmedge.errors import invalid_request, unsupported_media_type
+
+
+#: A JSON escape of a UTF-16 surrogate: paired, it is one character; alone,
+#: Python decodes it to a string that cannot be encoded as UTF-8 again, so
+#: it could be neither answered nor sent upstream.
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 def _no_constants(name: str) -> Any:
@@ -54,11 +61,28 @@ def read_json_object(request) -> tuple[dict[str, Any], bytes]:
         raise invalid_request(
             "We could not parse the JSON body of your request: it is nested too deeply."
         ) from None
+    if _SURROGATE_ESCAPE.search(raw) and not _encodable(document):
+        raise invalid_request(
+            "We could not parse the JSON body of your request: it contains an "
+            "unpaired UTF-16 surrogate escape (\\ud800-\\udfff)."
+        )
     if not isinstance(document, dict):
         raise invalid_request(
             f"The request body must be a JSON object, not {_json_type(document)}."
         )
     return document, raw
+
+
+def _encodable(document: Any) -> bool:
+    """
+    Whether every string in C{document} can be encoded as UTF-8; only
+    asked of the rare bodies that escape surrogates at all.
+    """
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_type(value: Any) -> str:

@@ -10,6 +10,7 @@ probe can ask the question it means.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from twisted.internet.interfaces import IReactorTime
@@ -25,12 +26,23 @@ class Live(Leaf):
 
 class Ready(Leaf):
     """
-    Ready while nothing says otherwise; draining and provider probes (later)
-    turn it to 503.
+    C{200} while this instance should get traffic; C{503} with the reason
+    while it should not: it is draining (stopping), or no configured
+    provider is reachable (L{llmedge.probe}).
+
+    @param unready: returns why the instance is not ready, or L{None}.
+        Cheap: it reads cached state, never calls out.
     """
 
+    def __init__(self, unready: Callable[[], str | None] = lambda: None) -> None:
+        super().__init__()
+        self._unready = unready
+
     def render_GET(self, request) -> bytes:
-        return write_json(request, {"status": "ready"})
+        reason = self._unready()
+        if reason is None:
+            return write_json(request, {"status": "ready"})
+        return write_json(request, {"status": "unready", "reason": reason}, 503)
 
 
 class Health(Endpoint):
@@ -38,11 +50,12 @@ class Health(Endpoint):
     C{GET /health}: status, version and the server's clock.
     """
 
-    def __init__(self, clock: IReactorTime) -> None:
+    def __init__(self, clock: IReactorTime,
+                 unready: Callable[[], str | None] = lambda: None) -> None:
         super().__init__()
         self._clock = clock
         self.putChild(b"live", Live())
-        self.putChild(b"ready", Ready())
+        self.putChild(b"ready", Ready(unready))
 
     def render_GET(self, request) -> bytes:
         now = datetime.fromtimestamp(self._clock.seconds(), UTC)

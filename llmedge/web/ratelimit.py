@@ -12,7 +12,8 @@ bucket's size, the burst), C{x-ratelimit-remaining-requests} and
 C{x-ratelimit-reset-requests} (the time until the bucket is full again, as
 a duration such as C{250ms}); they are set before the wrapped resource
 renders, so streams send them with their headers, before the first event.
-A refused request gets 429 with C{Retry-After} in whole seconds.
+A refused request gets 429 with C{Retry-After} in whole seconds. A store
+that cannot decide and is told to refuse (L{StoreUnavailable}) gets 503.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 from twisted.web.resource import IResource
 
-from llmedge.errors import APIError, rate_limited
+from llmedge.errors import APIError, rate_limit_unavailable, rate_limited
 from llmedge.limits.gcra import Decision, Limit, format_duration, retry_after_header
-from llmedge.limits.store import IRateLimitStore
+from llmedge.limits.store import IRateLimitStore, StoreUnavailable
 from llmedge.web.wrapper import Wrapper
 
 
@@ -66,8 +67,8 @@ class RateLimited(Wrapper):
         key = request.api_key
         bucket = "key:" + key.id if key is not None else client_bucket(request)
         limit = self.limit_for(key)
-        return self._store.acquire(bucket, limit).addCallback(
-            self._answer, request, limit
+        return self._store.acquire(bucket, limit).addCallbacks(
+            self._answer, _unavailable, callbackArgs=(request, limit)
         )
 
     def _answer(self, decision: Decision, request, limit: Limit) -> APIError | None:
@@ -91,3 +92,8 @@ class RateLimited(Wrapper):
             f"{format_duration(decision.retry_after)}.",
             headers,
         )
+
+
+def _unavailable(failure) -> APIError:
+    failure.trap(StoreUnavailable)
+    return rate_limit_unavailable()

@@ -26,7 +26,9 @@ from llmedge.observe.metrics import Metrics
 from llmedge.providers.router import Router
 from llmedge.web.auth import Authenticated
 from llmedge.web.deadline import Deadline
+from llmedge.web.concurrency import ConcurrencyLimited
 from llmedge.web.health import Health
+from llmedge.web.token_limits import TokenLimiter
 from llmedge.web.metrics import MetricsPage
 from llmedge.web.ratelimit import RateLimited
 from llmedge.web.resource import Node
@@ -53,20 +55,31 @@ def build_root(
     keys: KeyRing,
     limits: IRateLimitStore | None,
     metrics: Metrics | None = None,
+    unready=lambda: None,
 ) -> IResource:
     """
     The whole tree for one site, wrapped as the configuration says.
     """
     root = Node()
-    root.putChild(b"health", Health(clock))
+    root.putChild(b"health", Health(clock, unready))
     if metrics is not None:
         root.putChild(b"metrics", MetricsPage(metrics.exposition))
+    tokens = None
+    if config["rate_limit.enabled"] and limits is not None and (
+            config["rate_limit.tokens_per_minute"] or any(k.tokens_per_minute for k in keys)):
+        tokens = TokenLimiter(limits, config["rate_limit.tokens_per_minute"],
+                              config["rate_limit.default_max_tokens"])
     v1: IResource = Deadline(
-        build_v1(router, clock, config["server.stream_keepalive_seconds"]),
+        build_v1(router, clock, config["server.stream_keepalive_seconds"], tokens),
         config.timeout_seconds, clock)
     if config["rate_limit.enabled"] and limits is not None:
         default = Limit(per_minute=config["rate_limit.rpm"], burst=config["rate_limit.burst"])
         v1 = RateLimited(v1, limits, default)
+    bound = config["rate_limit.max_concurrent_requests"]
+    if config["auth.enabled"] and (bound or any(k.max_concurrent_requests for k in keys)):
+        # Outside the rate limit: a request refused for concurrency costs
+        # no rate-limit unit.
+        v1 = ConcurrencyLimited(v1, bound)
     root.putChild(b"v1", v1)
     if not config["auth.enabled"]:
         return root

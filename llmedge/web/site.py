@@ -4,20 +4,25 @@ L{EdgeSite}: the Twisted Web site every listener serves.
 
 It carries what the per-request object needs from the service (the body
 limit, the reactor for timers, the source of request ids) so that
-L{llmedge.web.request.EdgeRequest} needs no globals.
+L{llmedge.web.request.EdgeRequest} needs no globals, and what each
+connection needs (L{llmedge.web.channel}: the header and body timeouts), and
+it bounds the number of connections open at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
+from llmedge.errors import APIError, raw_response
 from llmedge.observe.recorder import Recorder
 from llmedge.randomness import random_bytes as _random_bytes, random_hex
-from llmedge.web.request import EdgeRequest
+from llmedge.web.channel import EdgeChannel, EdgeConnection
+from llmedge.web.request import LINGER_SECONDS, EdgeRequest
 
 
 def random_request_id() -> str:
@@ -35,6 +40,11 @@ class EdgeSite(Site):
     @ivar make_request_id: makes an id for a request that brought none.
     @ivar recorder: turns each request's end into metrics and a log event.
     @ivar generate_traces: start a trace for requests that bring none.
+    @ivar header_timeout: seconds a request's head may take (0: no bound).
+    @ivar body_timeout: seconds a request's body may take (0: no bound).
+    @ivar max_connections: connections served at once (0: no bound); past
+        it a new connection is answered 503 and closed.
+    @ivar connections: connections open now (counted by L{EdgeConnection}).
     """
 
     requestFactory = EdgeRequest
@@ -51,8 +61,16 @@ class EdgeSite(Site):
         generate_traces: bool = True,
         make_request_id: Callable[[], str] = random_request_id,
         random_bytes: Callable[[int], bytes] = _random_bytes,
+        header_timeout: float = 0.0,
+        body_timeout: float = 0.0,
+        max_connections: int = 0,
     ) -> None:
         super().__init__(resource, reactor=reactor)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.connections = 0
+        self._refusing = 0
         self.max_request_size = max_request_size
         self.recorder = Recorder(reactor, None) if recorder is None else recorder
         self.generate_traces = generate_traces
@@ -65,3 +83,69 @@ class EdgeSite(Site):
         request (metrics and one structured event).
         """
         request._record()
+
+    def protocol(self) -> EdgeConnection:
+        """
+        Build Twisted's per-connection wrapper (kept: it switches to HTTP/2
+        when TLS negotiates it) around an L{EdgeChannel}.
+        """
+        return EdgeConnection(EdgeChannel())
+
+    def buildProtocol(self, addr):
+        """
+        A channel for a new connection, or, past C{max_connections}, a
+        protocol that answers 503 and closes; past twice the limit (a
+        flood: even refusals cost a socket while they linger) the
+        connection is closed at once.
+        """
+        if self.max_connections and self.connections >= self.max_connections:
+            # (Not None, which means "close" to a TCP port but which a TLS
+            # wrapping factory would wrap and fail on.)
+            return _Refusal(self, answer=self._refusing < self.max_connections)
+        return super().buildProtocol(addr)
+
+
+def too_many_connections(limit: int) -> APIError:
+    """
+    503 for a connection past C{max_connections}.
+    """
+    return APIError(
+        503,
+        f"The server is serving its maximum of {limit} connections; retry later.",
+        type="server_error",
+        code="too_many_connections",
+        headers=[(b"Retry-After", b"1")],
+    )
+
+
+class _Refusal(Protocol):
+    """
+    A connection past the site's limit: answered 503 at once, half-closed,
+    what it sends discarded, dropped after L{LINGER_SECONDS}; or, when
+    C{answer} is false, dropped at once.
+    """
+
+    _linger: IDelayedCall | None = None
+
+    def __init__(self, site: EdgeSite, answer: bool = True) -> None:
+        self._site = site
+        self._answer = answer
+
+    def connectionMade(self) -> None:
+        transport = self.transport
+        if not self._answer:
+            transport.abortConnection()
+            return
+        self._site._refusing += 1
+        request_id = self._site.make_request_id().encode("ascii")
+        transport.write(raw_response(
+            too_many_connections(self._site.max_connections),
+            [(b"x-request-id", request_id)]))
+        getattr(transport, "loseWriteConnection", transport.loseConnection)()
+        self._linger = self._site.reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+
+    def connectionLost(self, reason) -> None:
+        if self._answer:
+            self._site._refusing -= 1
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()

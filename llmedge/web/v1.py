@@ -19,7 +19,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 
-from llmedge.errors import error_from_failure, write_error
+from llmedge.errors import APIError, error_from_failure, rate_limit_unavailable, write_error
+from llmedge.limits.store import StoreUnavailable
 from llmedge.observe.timing import UpstreamTimer
 from llmedge.providers.fallback import try_targets
 from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, IEventStream
@@ -28,6 +29,7 @@ from llmedge.validation import validate_chat, validate_completion, validate_embe
 from llmedge.web.body import read_json_object
 from llmedge.web.resource import Endpoint, Leaf, Node, json_bytes, write_json
 from llmedge.web.sse import relay, relay_headers
+from llmedge.web.token_limits import TokenLimiter
 
 
 class ModelCall(Leaf):
@@ -45,8 +47,10 @@ class ModelCall(Leaf):
         method: str,
         clock: IReactorTime,
         keepalive: float = 0.0,
+        tokens: TokenLimiter | None = None,
     ) -> None:
         super().__init__()
+        self._tokens = tokens
         self._clock = clock
         self._keepalive = keepalive
         self._router = router
@@ -69,12 +73,34 @@ class ModelCall(Leaf):
                 headers["tracestate"] = request.trace.state
         call = Call(self._endpoint, body, raw, request.request_id, headers)
         exchange.stream = call.stream
-        timer = UpstreamTimer(self._clock, exchange)
+        if self._tokens is None:
+            self._call(None, request, targets, call)
+        else:
+            reserved = self._tokens.reserve(request, self._endpoint, body)
+            reserved.addCallback(self._call, request, targets, call)
+            reserved.addErrback(self._unreserved, request)
+        return NOT_DONE_YET
+
+    def _call(self, refusal: APIError | None, request, targets, call: Call) -> None:
+        """
+        Call the providers, unless the token limit refused the request.
+        """
+        if refusal is not None:
+            write_error(request, refusal)
+            return
+        if request._disconnected or request.finished:
+            return  # gone while its tokens were reserved
+        timer = UpstreamTimer(self._clock, request.exchange)
         work = request.track(try_targets(
-            targets, self._method, call, self._router.breaker, self._clock, exchange))
+            targets, self._method, call, self._router.breaker, self._clock, request.exchange))
         work.addCallback(self._answer, request, timer)
         work.addErrback(self._fail, request, timer)
-        return NOT_DONE_YET
+
+    def _unreserved(self, reason: Failure, request) -> None:
+        if reason.check(StoreUnavailable):
+            write_error(request, rate_limit_unavailable())
+        else:
+            write_error(request, error_from_failure(reason))
 
     def _answer(self, answer: dict[str, Any] | IEventStream, request, timer) -> None:
         if IEventStream.providedBy(answer):
@@ -121,24 +147,27 @@ class Models(Endpoint):
         return write_json(request, self._router.describe(name))
 
 
-def build_v1(router: Router, clock: IReactorTime, keepalive: float = 0.0) -> Node:
+def build_v1(router: Router, clock: IReactorTime, keepalive: float = 0.0,
+             tokens: TokenLimiter | None = None) -> Node:
     """
-    The C{/v1} subtree.
+    The C{/v1} subtree; with C{tokens}, calls are held to the keys' token
+    budgets.
     """
     v1 = Node()
     chat = Node()
     chat.putChild(
         b"completions",
-        ModelCall(router, CHAT, validate_chat, "chat_completion", clock, keepalive),
+        ModelCall(router, CHAT, validate_chat, "chat_completion", clock, keepalive, tokens),
     )
     v1.putChild(b"chat", chat)
     v1.putChild(
         b"completions",
-        ModelCall(router, COMPLETIONS, validate_completion, "completion", clock, keepalive),
+        ModelCall(router, COMPLETIONS, validate_completion, "completion", clock, keepalive,
+                  tokens),
     )
     v1.putChild(
         b"embeddings",
-        ModelCall(router, EMBEDDINGS, validate_embedding, "embedding", clock),
+        ModelCall(router, EMBEDDINGS, validate_embedding, "embedding", clock, tokens=tokens),
     )
     v1.putChild(b"models", Models(router))
     return v1

@@ -156,7 +156,7 @@ def test_sighup_without_tls_keeps_the_daemon_serving():
 
     with Daemon(env=BASE) as daemon:
         daemon.process.send_signal(signals.SIGHUP)
-        daemon.wait_for_line(lambda line: "nothing to reload" in line)
+        daemon.wait_for_line(lambda line: "SIGHUP: reloaded" in line)
         connection = http.client.HTTPConnection(*daemon.host_port, timeout=10)
         connection.request("GET", "/health/live")
         assert connection.getresponse().status == 200

@@ -131,7 +131,7 @@ def test_sighup_reaches_every_worker(workers):
     os.kill(workers.process.pid, signal.SIGHUP)
     for index in (0, 1):
         workers.wait_for_line(
-            lambda line, i=index: "nothing to reload" in line and f'"worker": {i}' in line
+            lambda line, i=index: "SIGHUP: reloaded" in line and f'"worker": {i}' in line
             and workers.output.index(line) >= before)
 
 

@@ -255,6 +255,20 @@ def test_rate_limited_request_without_auth_is_anonymous():
     assert samples(edge, "llmedge_rate_limited_total") == [({"key": "anonymous"}, 1.0)]
 
 
+def test_redis_backend_errors_and_reachability_are_exported():
+    # The store is never started here, so Redis never answers.
+    edge = Harness({"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_BACKEND": "redis"})
+    assert sample(edge, "llmedge_rate_limit_backend_up") == 1.0
+    assert [edge.request("GET", "/v1/models").status for _ in range(2)] == [200, 200]
+    assert sample(edge, "llmedge_rate_limit_backend_errors_total") == 2.0
+    assert sample(edge, "llmedge_rate_limit_backend_up") == 0.0
+
+
+def test_memory_backend_has_no_backend_metrics():
+    edge = Harness({"RATE_LIMIT_ENABLED": "true"})
+    assert samples(edge, "llmedge_rate_limit_backend_up") == []
+
+
 def test_body_refused_while_reading_is_counted_as_413():
     edge = Harness({"MAX_REQUEST_SIZE": "100"})
     connection = edge.connect()

@@ -122,3 +122,30 @@ def test_unauthenticated_requests_do_not_spend_a_keys_budget(edge):
     for _ in range(5):
         assert get(edge, {"x-api-key": "sk-wrong"}).status == 401
     assert get(edge).status == 200
+
+
+def redis_edge(policy):
+    # The Redis store is never started here: every decision finds Redis
+    # unavailable, as during an outage.
+    return Harness({"AUTH_ENABLED": "true", "API_KEYS": KEY, "RATE_LIMIT_ENABLED": "true",
+                    "RATE_LIMIT_RPM": "60", "RATE_LIMIT_BURST": "3",
+                    "RATE_LIMIT_BACKEND": "redis", "REDIS_FAILURE_POLICY": policy})
+
+
+def test_redis_unavailable_fail_closed_is_503_in_openai_shape():
+    response = get(redis_edge("fail-closed"))
+    assert response.status == 503
+    assert response.header("Content-Type") == "application/json"
+    assert response.header("Retry-After") == "1"
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "rate_limit_unavailable")
+    assert set(error) == {"message", "type", "param", "code"}
+
+
+def test_redis_unavailable_fail_open_admits_with_full_bucket_headers():
+    edge = redis_edge("fail-open")
+    responses = [get(edge) for _ in range(5)]  # past the burst: not limited
+    assert [r.status for r in responses] == [200] * 5
+    assert {r.header("x-ratelimit-remaining-requests") for r in responses} == {"2"}
+    assert responses[0].header("x-ratelimit-limit-requests") == "3"
+    assert responses[0].header("x-ratelimit-reset-requests") == "1s"

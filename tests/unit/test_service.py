@@ -164,10 +164,37 @@ def test_auth_on_without_keys_refuses_to_build():
     assert "\n" not in message
 
 
-def test_redis_backend_is_refused_until_it_exists():
-    config = load({"AUTH_ENABLED": "false", "RATE_LIMIT_BACKEND": "redis"}, None, ["tcp:0"])
-    with pytest.raises(ConfigError, match="RATE_LIMIT_BACKEND"):
-        EdgeService(config, MemoryReactorClock())
+def redis_service(**environ):
+    environ = {"AUTH_ENABLED": "false", "RATE_LIMIT_BACKEND": "redis", **environ}
+    return EdgeService(load(environ, None, ["tcp:0"]), MemoryReactorClock())
+
+
+def test_redis_backend_builds_the_redis_store_with_its_settings():
+    from llmedge.limits.redis import RedisStore, parse_url
+
+    edge = redis_service(REDIS_URL="redis://redis.internal:6380/2",
+                         REDIS_TIMEOUT_SECONDS="0.5", REDIS_FAILURE_POLICY="fail-closed")
+    store = edge.limits
+    assert isinstance(store, RedisStore) and store in edge
+    assert (store.address, store.timeout, store.fail_open) == (
+        parse_url("redis://redis.internal:6380/2"), 0.5, False)
+
+
+def test_redis_backend_fails_open_by_default():
+    assert redis_service().limits.fail_open is True
+
+
+@pytest.mark.parametrize("url", ["redis.internal:6379", "redis://u:hunter2@redis/zero"])
+def test_bad_redis_url_stops_start_up_with_one_line_naming_it(url):
+    with pytest.raises(ConfigError) as caught:
+        redis_service(REDIS_URL=url)
+    message = str(caught.value)
+    assert message.startswith("REDIS_URL=") and "\n" not in message
+    assert "hunter2" not in message
+
+
+def test_bad_redis_url_is_ignored_by_the_memory_backend():
+    assert redis_service(RATE_LIMIT_BACKEND="memory", REDIS_URL="nonsense").limits is not None
 
 
 def test_rate_limit_store_runs_with_the_service():

@@ -1,0 +1,392 @@
+# -*- test-case-name: tests.unit.test_redis_store -*-
+"""
+Rate-limit state shared by many llmedge instances, in Redis.
+
+Several instances behind one load balancer, each deciding from its own
+memory, would give a key its limit once per instance. Here every instance
+decides against one TAT per bucket (see L{llmedge.limits.gcra}) kept in
+Redis, with one atomic Lua script per decision: no lock, no race between
+instances, one round trip. The script reads Redis's own clock (C{TIME}),
+so instances whose clocks disagree still decide against one clock; and it
+gives the key a time to live ending when the bucket would be full again,
+so Redis holds only the buckets in use.
+
+The arithmetic is split so it is written once for the answer: the script
+does only what must be atomic (read the TAT, admit or not, write the new
+TAT) with the same floating-point operations as L{gcra.decide}, and returns
+the TAT it read and the "now" it used. The L{Decision} (C{remaining},
+C{retry_after}, C{reset_after}) is then L{gcra.decide} itself applied to
+those two numbers, so the rate-limit headers are the memory store's by
+construction. Numbers cross as 17-digit (or C{repr}) text, which carries a
+double exactly, so the script and L{gcra.decide} agree bit for bit on
+whether the request is admitted (tests check that on a sequence).
+
+When Redis cannot decide, because it is unreachable, slow (every decision
+is bounded by C{timeout} seconds on the injected reactor) or failing, the
+store follows its policy. I{Fail-open} admits the request, decided as for
+a full bucket (the headers show the limit, but the client is not held to
+it); I{fail-closed} fails with L{StoreUnavailable}, which the web layer
+answers with 503. While no connection is up, decisions are made at once,
+without waiting for the timeout. One line is logged when Redis becomes
+unavailable and one when it is back, never one per request; L{watch} lets
+the metrics count the rest.
+
+The connection is txredisapi's lazy one: it connects in the background and
+reconnects, backing off up to C{RECONNECT_MAX_DELAY} seconds, so limiting
+resumes by itself when Redis returns. txredisapi has no reactor parameter
+and uses the global reactor for its sockets; the injected one keeps time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from llmedge.limits.gcra import EPSILON, Decision, Limit, check_cost, decide
+from llmedge.limits.store import IRateLimitStore, StoreUnavailable
+
+#: Prefix of every key llmedge writes, so the database can be shared.
+KEY_PREFIX = "llmedge:ratelimit:"
+#: Longest wait between two attempts to reconnect (txredisapi's is 10 s).
+RECONNECT_MAX_DELAY = 2.0
+#: Bound on opening a connection.
+CONNECT_TIMEOUT = 5.0
+#: How long the check made at start-up may take (it waits for the first
+#: connection, which a decision's timeout is too short for).
+PROBE_TIMEOUT = 5.0
+
+# One decision, atomically. KEYS[1] is the bucket; ARGV holds the interval,
+# the capacity in seconds, the cost and the tolerance, as Python's repr()
+# wrote them. The operations are gcra.decide's, in its order; the reply is
+# {now, the TAT read (nil for none), 1 if admitted else 0}, with the floats
+# as 17 significant digits, which Python's float() reads back exactly.
+SCRIPT = """
+if redis.replicate_commands then redis.replicate_commands() end
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local epsilon = tonumber(ARGV[4])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local stored = redis.call('GET', KEYS[1])
+local start = now
+if stored then
+  local tat = tonumber(stored)
+  if tat > now then start = tat end
+end
+local new_tat = start + cost * interval
+if now + epsilon >= new_tat - capacity then
+  redis.call('SET', KEYS[1], string.format('%.17g', new_tat))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((new_tat - now) * 1000))
+  return {string.format('%.17g', now), stored, 1}
+end
+return {string.format('%.17g', now), stored, 0}
+"""
+SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
+
+# Settle a reservation: gcra.adjusted, atomically. ARGV: the interval and
+# the amount (negative: a refund). Never refuses; replies 1 if a TAT remains.
+ADJUST_SCRIPT = """
+if redis.replicate_commands then redis.replicate_commands() end
+local interval = tonumber(ARGV[1])
+local amount = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local stored = redis.call('GET', KEYS[1])
+local base = now
+if stored then
+  local tat = tonumber(stored)
+  if tat > now then base = tat end
+elseif amount < 0 then
+  return 0
+end
+local new_tat = base + amount * interval
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('SET', KEYS[1], string.format('%.17g', new_tat))
+redis.call('PEXPIRE', KEYS[1], math.ceil((new_tat - now) * 1000))
+return 1
+"""
+ADJUST_SHA = hashlib.sha1(ADJUST_SCRIPT.encode()).hexdigest()
+
+_URL_SHAPE = (
+    "must be redis://[[user]:password@]host[:port][/db], rediss://... (TLS) "
+    "or unix:///path/to/redis.sock[?db=N]"
+)
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """
+    Where Redis is, as C{REDIS_URL} says. C{str()} never shows the password.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    path: str | None = None
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}?db={self.db}"
+        scheme = "rediss" if self.tls else "redis"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/{self.db}"
+
+
+def parse_url(url: str) -> RedisAddress:
+    """
+    Read a C{REDIS_URL}.
+
+    @raise ValueError: with a reason that never repeats the password.
+    """
+    if not isinstance(url, str):
+        raise ValueError(_URL_SHAPE)
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(_URL_SHAPE)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 0 to 65535") from None
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("unix:// needs the socket's path: unix:///run/redis.sock")
+        db = parse_qs(parts.query).get("db", ["0"])[-1]
+    else:
+        if not parts.hostname:
+            raise ValueError(f"no host: {_URL_SHAPE}")
+        db = parts.path.lstrip("/") or "0"
+    if not db.isdigit():
+        raise ValueError(f"the database must be a number, not {db[:20]!r}")
+    if scheme == "unix":
+        return RedisAddress(db=int(db), username=username, password=password,
+                            path=unquote(parts.path))
+    return RedisAddress(parts.hostname, port or 6379, int(db), username, password,
+                        tls=scheme == "rediss")
+
+
+def connect(address: RedisAddress, reply_timeout: float):
+    """
+    A txredisapi connection handler to C{address} that connects in the
+    background and reconnects whenever the connection is lost.
+
+    @param reply_timeout: after this long without a reply, the connection
+        is taken for dead, closed and made again; so a Redis that accepts
+        and never answers does not pile up waiting commands forever.
+    """
+    options = dict(
+        dbid=address.db or None,  # 0 needs no SELECT
+        username=address.username,
+        password=address.password,
+        reconnect=True,
+        convertNumbers=False,
+        connectTimeout=CONNECT_TIMEOUT,
+        replyTimeout=reply_timeout,
+    )
+    if address.path is not None:
+        handler = txredisapi.lazyUnixConnection(address.path, **options)
+    else:
+        tls = False
+        if address.tls:
+            from twisted.internet.ssl import optionsForClientTLS
+
+            tls = optionsForClientTLS(address.host)
+        handler = txredisapi.lazyConnection(
+            address.host, address.port, ssl_context_factory=tls, **options)
+    handler._factory.maxDelay = RECONNECT_MAX_DELAY
+    return handler
+
+
+def _connected(handler) -> bool:
+    """
+    Whether the handler has a live connection (txredisapi keeps the count
+    on its factory; a handler that does not say is assumed connected).
+    """
+    factory = getattr(handler, "_factory", None)
+    return getattr(factory, "size", 1) > 0
+
+
+@implementer(IRateLimitStore)
+class RedisStore(Service):
+    """
+    An L{IRateLimitStore} keeping one TAT per bucket in Redis.
+
+    As a L{Service}, it connects when started and closes its connection
+    when stopped.
+
+    @ivar available: L{False} from a failed call to Redis until the next one
+        that succeeds.
+    @param fail_open: the policy when Redis cannot decide: admit (L{True})
+        or fail with L{StoreUnavailable}.
+    @param connect: makes the connection handler; L{connect} unless a test
+        gives another.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        address: RedisAddress,
+        timeout: float = 0.25,
+        fail_open: bool = True,
+        connect: Callable = connect,
+    ) -> None:
+        self._clock = clock
+        self.address = address
+        self.timeout = timeout
+        self.fail_open = fail_open
+        self._connect = connect
+        self._redis = None
+        self._probe: Deferred | None = None
+        self.available = True
+        self._watchers: list[tuple[Callable[[], None], Callable[[bool], None]]] = []
+
+    def watch(self, errored: Callable[[], None], changed: Callable[[bool], None]) -> None:
+        """
+        Call C{errored()} for each call Redis did not answer as it should,
+        and C{changed(available)} now and whenever L{available} changes.
+        """
+        self._watchers.append((errored, changed))
+        changed(self.available)
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._redis = self._connect(self.address, max(2.0, 4 * self.timeout))
+        # Say at start-up whether Redis answers, not at the first request.
+        self._probe = self._redis.ping()
+        self._probe.addTimeout(PROBE_TIMEOUT, self._clock)
+        self._probe.addCallbacks(lambda _: self._succeeded(), self._probe_failed)
+        self._probe.addErrback(lambda _: None)
+
+    def _probe_failed(self, failure: Failure) -> None:
+        if self.running:  # not cancelled by stopService
+            self._failed(failure, PROBE_TIMEOUT)
+
+    def stopService(self) -> Deferred[None] | None:
+        Service.stopService(self)
+        redis, self._redis = self._redis, None
+        if self._probe is not None:
+            self._probe.cancel()
+        if redis is None:
+            return None
+        return redis.disconnect().addErrback(lambda _: None)
+
+    def acquire(self, bucket: str, limit: Limit, cost: int = 1) -> Deferred[Decision]:
+        """
+        See L{IRateLimitStore.acquire}.
+        """
+        check_cost(limit, cost)
+        redis = self._redis
+        if redis is None or not (self.available or _connected(redis)):
+            # Known to be down and not reconnected yet: no use waiting.
+            self._failed(None)
+            return self._fallback(limit, cost)
+        key = KEY_PREFIX + bucket
+        args = (repr(limit.interval), repr(limit.capacity_seconds), str(cost), repr(EPSILON))
+        d = redis.evalsha(SCRIPT_SHA, [key], args)
+        d.addErrback(self._load_script, redis, key, args)
+        d.addTimeout(self.timeout, self._clock)
+        d.addCallback(self._decided, limit, cost)
+        d.addErrback(self._give_up, limit, cost)
+        return d
+
+    def adjust(self, bucket: str, limit: Limit, amount: int) -> Deferred[None]:
+        """
+        See L{IRateLimitStore.adjust}. Best effort: while Redis is
+        unavailable the settlement is dropped (the reservation then simply
+        expires with the bucket's refill).
+        """
+        redis = self._redis
+        if redis is None or not (self.available or _connected(redis)):
+            return succeed(None)
+        key = KEY_PREFIX + bucket
+        args = (repr(limit.interval), str(amount))
+        d = redis.evalsha(ADJUST_SHA, [key], args)
+        d.addErrback(self._load_script, redis, key, args, ADJUST_SCRIPT, ADJUST_SHA)
+        d.addTimeout(self.timeout, self._clock)
+        d.addCallbacks(lambda _: None, self._failed)
+        return d
+
+    def _load_script(self, failure: Failure, redis, key: str, args,
+                     script: str = SCRIPT, sha: str = SCRIPT_SHA) -> Deferred:
+        """
+        Redis does not have the script (restarted, or C{SCRIPT FLUSH}):
+        load it and run it again.
+        """
+        failure.trap(txredisapi.ScriptDoesNotExist)
+        loaded = redis.script_load(script)
+        return loaded.addCallback(lambda _: redis.evalsha(sha, [key], args))
+
+    def _decided(self, reply, limit: Limit, cost: int) -> Decision:
+        now, stored, admitted = reply
+        decision = decide(None if stored is None else float(stored), float(now), limit, cost)
+        self._succeeded()
+        if decision.allowed != bool(admitted):
+            # Cannot happen while the script and decide() compute alike.
+            self._log.error("Rate-limit script and GCRA disagree: Redis admitted="
+                            "{admitted}, decide() allowed={allowed}",
+                            admitted=admitted, allowed=decision.allowed)
+        return decision
+
+    def _give_up(self, failure: Failure, limit: Limit, cost: int) -> Deferred[Decision]:
+        self._failed(failure)
+        return self._fallback(limit, cost)
+
+    def _fallback(self, limit: Limit, cost: int) -> Deferred[Decision]:
+        """
+        Decide by the policy, Redis having failed to.
+        """
+        if self.fail_open:
+            return succeed(decide(None, self._clock.seconds(), limit, cost))
+        return fail(StoreUnavailable(f"Rate-limit Redis {self.address} is unavailable"))
+
+    def _succeeded(self) -> None:
+        if not self.available:
+            self.available = True
+            self._log.info("Rate-limit Redis {redis} is back: limits are shared again",
+                           redis=str(self.address))
+            for _, changed in self._watchers:
+                changed(True)
+
+    def _failed(self, failure: Failure | None, waited: float | None = None) -> None:
+        for errored, _ in self._watchers:
+            errored()
+        if not self.available:
+            return
+        self.available = False
+        if failure is None:
+            reason = "not connected"
+        elif failure.check(TimeoutError):
+            reason = f"no answer within {waited or self.timeout:g} s"
+        else:
+            reason = failure.getErrorMessage() or failure.type.__name__
+        if self.fail_open:
+            policy = "admitting requests without limits (REDIS_FAILURE_POLICY=fail-open)"
+        else:
+            policy = "refusing requests with 503 (REDIS_FAILURE_POLICY=fail-closed)"
+        self._log.error(
+            "Rate-limit Redis {redis} is unavailable ({reason}): {policy} "
+            "until it answers again",
+            redis=str(self.address), reason=reason, policy=policy)
+        for _, changed in self._watchers:
+            changed(False)
