@@ -15,7 +15,7 @@ import signal
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
@@ -33,6 +33,7 @@ from llmedge.providers.router import build_router
 from llmedge.providers.upstream import make_client, make_pool, tls_policy
 from llmedge.tls import ReloadableTLS, TLSSettingsError
 from llmedge.web.root import build_root
+from llmedge.web.drain import drain
 from llmedge.web.site import EdgeSite
 
 
@@ -167,7 +168,7 @@ RESTART_ONLY = (
     "server.address", "server.listen", "server.workers", "rate_limit.backend",
     "rate_limit.redis_url", "upstream.pool_size", "upstream.idle_timeout", "log.level",
     "tracing.otlp_endpoint", "metrics.enabled", "tls.enabled", "tls.cert_path", "tls.key_path",
-    "health.probe_interval_seconds",
+    "health.probe_interval_seconds", "server.shutdown_grace_seconds",
 )
 
 
@@ -388,6 +389,21 @@ class EdgeService(TopService):
                                endpoint=tls.description)
 
     def stopService(self) -> Deferred[None]:
+        """
+        Stop without dropping a request: /health/ready turns 503 and the
+        listeners stop accepting at once, requests in flight finish (for at
+        most C{server.shutdown_grace_seconds}, see L{llmedge.web.drain}),
+        and only then does the rest stop (the rate-limit store, the
+        upstream pool, span export).
+        """
+        self.draining = True
+        listening = DeferredList([maybeDeferred(listener.stopService) for listener in self.listeners])
+        drained = listening.addCallback(
+            lambda _: drain(self.site, self._reactor, self.config["server.shutdown_grace_seconds"]))
+        drained.addErrback(lambda f: self._log.failure("Draining failed", f))
+        return drained.addBoth(lambda _: self._stop_the_rest())
+
+    def _stop_the_rest(self) -> Deferred[None]:
         stopped = super().stopService()
         # idle upstream connections are closed; busy ones end with their requests
         stopped.addBoth(lambda _: self.pool.closeCachedConnections())

@@ -215,6 +215,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds between TCP probes of each upstream provider for /health/ready (0: never)"),
     Setting("rate_limit", "max_concurrent_requests", "RATE_LIMIT_MAX_CONCURRENT_REQUESTS",
             integer(0), 0, "requests a key may have in flight at once (0: no bound)"),
+    Setting("server", "shutdown_grace_seconds", "SHUTDOWN_GRACE_SECONDS", seconds_or_zero, 30.0,
+            "on SIGTERM, how long requests in flight may take to finish"),
     Setting("rate_limit", "tokens_per_minute", "RATE_LIMIT_TPM", integer(0), 0,
             "tokens per minute per key, reserved up front and settled on usage (0: no limit)"),
     Setting("rate_limit", "default_max_tokens", "RATE_LIMIT_DEFAULT_MAX_TOKENS", integer(1), 4096,

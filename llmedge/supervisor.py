@@ -52,7 +52,7 @@ FIRST_DELAY = 0.5
 LONGEST_DELAY = 30.0
 STABLE_AFTER = 10.0
 
-#: Seconds workers get after SIGTERM beyond the request timeout.
+#: Seconds workers get after SIGTERM beyond their own grace period (drain).
 STOP_MARGIN = 5.0
 
 #: A line of worker output longer than this is cut (a runaway write must
@@ -284,17 +284,22 @@ class Supervisor(TopService):
 
     def stopService(self) -> Deferred[None]:
         """
-        Stop every worker (SIGTERM, then SIGKILL after the grace period),
-        then close the listeners and remove the shared state.
+        Close the listeners, stop every worker (SIGTERM: each drains; then
+        SIGKILL after the grace period), and remove the shared state.
         """
         self._stopping = True
         for call in self._restarts.values():
             if call.active():
                 call.cancel()
         self._restarts.clear()
+        # Close our copies of the listening sockets first: once the workers
+        # close theirs, the kernel refuses new connections instead of
+        # queueing them for nobody.
+        for listener in self.listeners:
+            listener.stopService()
         endings = [w.ended for w in self.running_workers.values()]
         self.signal_workers("TERM")
-        grace = self.config["server.timeout_seconds"] + STOP_MARGIN
+        grace = self.config["server.shutdown_grace_seconds"] + STOP_MARGIN
         killer = self._reactor.callLater(grace, self.signal_workers, "KILL")
         waited = DeferredList(endings) if endings else succeed(None)
 

@@ -32,6 +32,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
 
 from llmedge.errors import APIError, raw_response
+from llmedge.web.drain import connection_closed
 from llmedge.web.request import LINGER_SECONDS
 
 
@@ -216,6 +217,7 @@ class EdgeConnection(_GenericHTTPChannelProtocol):
 
     def makeConnection(self, transport) -> None:
         self._site.connections += 1
+        self._site.open_connections.add(self)
         self._counted = True
         super().makeConnection(transport)
 
@@ -224,3 +226,4 @@ class EdgeConnection(_GenericHTTPChannelProtocol):
             self._counted = False
             self._site.connections -= 1
         self._channel.connectionLost(reason)
+        connection_closed(self._site, self)

@@ -31,6 +31,7 @@ from twisted.web.server import Request
 
 from llmedge.errors import error_from_failure, raw_response, request_too_large, write_error
 from llmedge.observe.tracing import TraceContext, trace_context
+from llmedge.web.drain import close_after_response
 
 #: A client-supplied request id is kept only if it is this shape: printable
 #: ASCII without spaces, at most 128 characters, so it is safe to log and to
@@ -179,6 +180,8 @@ class EdgeRequest(Request):
     def process(self) -> None:
         site = self.channel.site
         self.setHeader(b"x-request-id", self._pick_request_id())
+        if getattr(site, "draining", False):
+            close_after_response(self)
         self.trace = trace_context(
             self.requestHeaders.getRawHeaders(b"traceparent", [None])[0],
             self.requestHeaders.getRawHeaders(b"tracestate", [None])[0],

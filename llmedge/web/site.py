@@ -71,6 +71,10 @@ class EdgeSite(Site):
         self.max_connections = max_connections
         self.connections = 0
         self._refusing = 0
+        #: The connections open now (L{EdgeConnection}s), for draining.
+        self.open_connections: set = set()
+        #: Set when the service stops: requests get C{Connection: close}.
+        self.draining = False
         self.max_request_size = max_request_size
         self.recorder = Recorder(reactor, None) if recorder is None else recorder
         self.generate_traces = generate_traces

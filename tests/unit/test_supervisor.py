@@ -59,6 +59,9 @@ class FakePort:
     def getHost(self):
         return self.address
 
+    def stopListening(self):
+        self.stopped = True
+
 
 class FakeListener:
     def __init__(self, description, port):
@@ -83,7 +86,7 @@ def reactor():
 
 @pytest.fixture
 def supervisor(reactor, tmp_path):
-    config = load({"SERVER_TIMEOUT_SECONDS": "20", "AUTH_ENABLED": "false"},
+    config = load({"SHUTDOWN_GRACE_SECONDS": "20", "AUTH_ENABLED": "false"},
                   listen=["tcp:8080", "unix:/tmp/x.sock"])
     ports = [FakePort(7, IPv4Address("TCP", "127.0.0.1", 8080)),
              FakePort(9, UNIXAddress("/tmp/x.sock"))]
@@ -172,7 +175,10 @@ def test_dead_worker_restarted_with_growing_delay(supervisor, reactor):
 def test_stop_terminates_waits_and_kills(supervisor, reactor):
     workers = started(supervisor, reactor)
     state = supervisor.state_dir
+    ports = [held.port for held in supervisor.listeners]
     stopped = supervisor.stopService()
+    # our copies of the sockets closed before the workers are told
+    assert all(port.stopped for port in ports)
     assert [w.transport.signals for w in workers] == [["TERM"], ["TERM"]]
     die(workers[0], 0)
     assert not stopped.called

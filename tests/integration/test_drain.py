@@ -1,0 +1,118 @@
+"""
+SIGTERM under load on the real daemon: every request in flight, streams
+included, finishes; new connections are refused at once; the grace period
+bounds the wait. The same with workers.
+"""
+
+import http.client
+import json
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from llmedge.testing import Daemon
+
+KEY = "sk-drain"
+CONFIG = (
+    '[providers.slow]\nkind = "mock"\nlatency = 1.5\nstream_interval = 0.1\n'
+    '[models."slow"]\ntargets = [{ provider = "slow", model = "mock" }]\n'
+    '[models."mock"]\ntargets = [{ provider = "mock", model = "mock" }]\n'
+)
+
+
+def call(address, stream, results):
+    body = {"model": "slow", "stream": stream,
+            "messages": [{"role": "user", "content": "finish me please"}]}
+    try:
+        connection = http.client.HTTPConnection(*address, timeout=30)
+        connection.request("POST", "/v1/chat/completions", json.dumps(body),
+                           {"Authorization": f"Bearer {KEY}",
+                            "Content-Type": "application/json"})
+        response = connection.getresponse()
+        raw = response.read()
+        complete = raw.rstrip().endswith(b"data: [DONE]") if stream else \
+            json.loads(raw)["object"] == "chat.completion"
+        results.append((response.status, complete, response.getheader("connection")))
+    except Exception as e:  # noqa: BLE001 - every failure is a result here
+        results.append(repr(e))
+
+
+def in_flight(daemon, count):
+    deadline = time.monotonic() + 10
+    while True:
+        connection = http.client.HTTPConnection(*daemon.host_port, timeout=5)
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+        connection.close()
+        if f"llmedge_http_requests_in_flight {count + 1}.0" in text:
+            return
+        assert time.monotonic() < deadline, "requests not in flight"
+        time.sleep(0.01)
+
+
+def start(tmp_path, *extra, env=(), config=CONFIG):
+    text, config = config, tmp_path / "llmedge.toml"
+    config.write_text(text)
+    return Daemon(["--listen", "tcp:0:interface=127.0.0.1", "--config", str(config), *extra],
+                  env={"API_KEYS": KEY, **dict(env)}).start()
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
+def test_sigterm_finishes_every_request_in_flight(tmp_path, workers):
+    daemon = start(tmp_path, *workers)
+    try:
+        if workers:
+            for i in (0, 1):
+                daemon.wait_for_line(lambda line, i=i: f"llmedge worker {i} serving" in line)
+        results = []
+        threads = [threading.Thread(target=call, args=(daemon.host_port, i % 2 == 0, results))
+                   for i in range(8)]
+        for thread in threads:
+            thread.start()
+        in_flight(daemon, 8)
+        stopped_at = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        # the listener closes at once: a new connection is refused
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(daemon.host_port, timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            assert time.monotonic() < deadline, "still accepting after SIGTERM"
+            time.sleep(0.02)
+        for thread in threads:
+            thread.join(30)
+        status = daemon.process.wait(30)
+        took = time.monotonic() - stopped_at
+    finally:
+        daemon.stop()
+    assert results == [(200, True, "close")] * 8, results
+    assert status == -signal.SIGTERM
+    assert took < 10
+    assert "Traceback" not in daemon.text
+
+
+def test_grace_period_ends_what_is_left(tmp_path):
+    daemon = start(tmp_path, env={"SHUTDOWN_GRACE_SECONDS": "0.3"},
+                   config=CONFIG.replace("latency = 1.5", "latency = 20"))
+    try:
+        results = []
+        thread = threading.Thread(target=call, args=(daemon.host_port, False, results))
+        thread.start()
+        in_flight(daemon, 1)
+        stopped_at = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        status = daemon.process.wait(15)
+        thread.join(15)
+    finally:
+        daemon.stop()
+    assert status == -signal.SIGTERM
+    assert time.monotonic() - stopped_at < 10
+    # the request that outlived the grace period had its connection closed
+    assert len(results) == 1 and isinstance(results[0], str), results
+    assert "Disconnected" in results[0] or "Reset" in results[0], results
+    assert "Grace period over: closing 1 connections" in daemon.text
