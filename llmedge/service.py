@@ -139,6 +139,22 @@ def build_limits(config: Config, reactor: IReactorTime, worker=None):
     return MemoryStore(reactor)
 
 
+def clean_exit(reactor) -> None:
+    """
+    Every request finished: end with status 0, not "killed by SIGTERM".
+
+    twistd re-raises the signal that stopped the reactor once it has run
+    down, so a stop that lost nothing would still end as a death by
+    signal, which container runtimes and some supervisors report as a
+    failure (status 143). The reactor keeps that signal in
+    C{_exitSignal} (Twisted's C{_ISupportsExitSignalCapturing}); clearing
+    it makes twistd exit normally. tests/integration/test_drain.py checks
+    the status, so a Twisted that changes this is noticed.
+    """
+    if getattr(reactor, "_exitSignal", None) is not None:
+        reactor._exitSignal = None
+
+
 def build_keys(config: Config) -> KeyRing:
     """
     The configured API keys; none with authentication on is an error.
@@ -400,8 +416,13 @@ class EdgeService(TopService):
         listening = DeferredList([maybeDeferred(listener.stopService) for listener in self.listeners])
         drained = listening.addCallback(
             lambda _: drain(self.site, self._reactor, self.config["server.shutdown_grace_seconds"]))
+        drained.addCallback(self._drained)
         drained.addErrback(lambda f: self._log.failure("Draining failed", f))
         return drained.addBoth(lambda _: self._stop_the_rest())
+
+    def _drained(self, complete: bool) -> None:
+        if complete:
+            clean_exit(self._reactor)
 
     def _stop_the_rest(self) -> Deferred[None]:
         stopped = super().stopService()

@@ -43,7 +43,7 @@ from twisted.logger import Logger
 from llmedge import __version__
 from llmedge.describe import describe
 from llmedge.limits import shared
-from llmedge.service import Listener, TopService
+from llmedge.service import Listener, TopService, clean_exit
 from llmedge.worker import SETUP_VARIABLE, Inherited, WorkerSetup
 
 #: Restart delays: the first, the longest, and how long a worker must have
@@ -306,6 +306,7 @@ class Supervisor(TopService):
         def stopped(_):
             if killer.active():
                 killer.cancel()
+                clean_exit(self._reactor)  # every worker ended in time
             return MultiService.stopService(self)
 
         def cleaned(result):

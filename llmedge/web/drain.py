@@ -34,10 +34,11 @@ def close_after_response(request) -> None:
         request.responseHeaders.setRawHeaders(b"connection", [b"close"])
 
 
-def drain(site, clock: IReactorTime, grace: float) -> Deferred[None]:
+def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
     """
     Drain C{site}'s connections (its C{open_connections}), for at most
-    C{grace} seconds. Fires when none is left.
+    C{grace} seconds. Fires when none is left: with C{True} if every
+    request finished, C{False} if the grace period cut some short.
     """
     site.draining = True
     for connection in list(site.open_connections):
@@ -51,14 +52,16 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[None]:
             else:
                 channel.transport.loseConnection()
     if not site.open_connections:
-        return succeed(None)
+        return succeed(True)
     _log.info("Draining: waiting for {count} connections to finish (at most {grace:g} s)",
               count=len(site.open_connections), grace=grace)
     done: Deferred[None] = Deferred()
     site.drained = done
+    cut = []
 
     def expire() -> None:
         left = list(site.open_connections)
+        cut.extend(left)
         if left:
             _log.warn("Grace period over: closing {count} connections still open",
                       count=len(left))
@@ -73,9 +76,9 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[None]:
     def finished(result):
         if timer.active():
             timer.cancel()
-        return result
+        return not cut
 
-    return done.addBoth(finished)
+    return done.addCallback(finished)
 
 
 def connection_closed(site, connection) -> None:

@@ -91,7 +91,7 @@ def test_sigterm_finishes_every_request_in_flight(tmp_path, workers):
     finally:
         daemon.stop()
     assert results == [(200, True, "close")] * 8, results
-    assert status == -signal.SIGTERM
+    assert status == 0  # nothing was lost: a clean exit, not "killed by SIGTERM"
     assert took < 10
     assert "Traceback" not in daemon.text
 
@@ -110,6 +110,7 @@ def test_grace_period_ends_what_is_left(tmp_path):
         thread.join(15)
     finally:
         daemon.stop()
+    # a request was cut short: twistd's usual death by the signal
     assert status == -signal.SIGTERM
     assert time.monotonic() - stopped_at < 10
     # the request that outlived the grace period had its connection closed

@@ -142,8 +142,8 @@ def test_sigterm_stops_every_worker():
         pids = worker_pids(daemon).values()
         assert chat(*daemon.host_port) == 200
         status = daemon.stop()
-    # as without workers: twistd re-raises SIGTERM after a clean stop
-    assert status == -signal.SIGTERM, daemon.text
+    # every worker ended in time: a clean exit
+    assert status == 0, daemon.text
     assert not any(alive(pid) for pid in pids)
     assert "Traceback" not in daemon.text
 
@@ -193,5 +193,5 @@ def test_tls_and_unix_listeners_served_by_workers(tmp_path):
         connection = UnixConnection("localhost", timeout=10)
         connection.request("POST", "/v1/chat/completions", CHAT, HEADERS)
         assert connection.getresponse().status == 200
-        assert daemon.stop() == -signal.SIGTERM
+        assert daemon.stop() == 0
     assert not sock.exists()

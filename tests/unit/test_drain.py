@@ -34,12 +34,12 @@ def test_idle_connections_close_at_once(tmp_path):
     assert idle.transport.disconnecting
     assert not done
     idle.lose()
-    assert done == [None]
+    assert done == [True]
 
 
 def test_nothing_open_nothing_to_wait_for(tmp_path):
     h = harness(tmp_path)
-    assert fired(drain(h.site, h.reactor, 30)) == [None]
+    assert fired(drain(h.site, h.reactor, 30)) == [True]
 
 
 def test_request_in_flight_finishes_then_its_connection_closes(tmp_path):
@@ -56,7 +56,7 @@ def test_request_in_flight_finishes_then_its_connection_closes(tmp_path):
     assert busy.transport.disconnecting
     assert not done
     busy.lose()
-    assert done == [None]
+    assert done == [True]
 
 
 def test_grace_period_bounds_the_drain(tmp_path):
@@ -67,7 +67,7 @@ def test_grace_period_bounds_the_drain(tmp_path):
     h.reactor.advance(0.5)
     assert busy.transport.disconnected  # aborted
     busy.lose()
-    assert done == [None]
+    assert done == [False]  # cut short
 
 
 def test_service_stop_turns_ready_off_and_waits_for_requests(tmp_path):
@@ -90,6 +90,9 @@ def test_service_stop_turns_ready_off_and_waits_for_requests(tmp_path):
     assert not stopped
     h.reactor.advance(1.0)
     assert busy.response().status == 200
+    h.reactor._exitSignal = 15  # as the SIGTERM handler leaves it
     for connection in (busy, other, late):
         connection.lose()
     assert stopped == [None]
+    # every request finished: twistd is told to exit 0, not re-raise SIGTERM
+    assert h.reactor._exitSignal is None

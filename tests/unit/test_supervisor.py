@@ -184,12 +184,24 @@ def test_stop_terminates_waits_and_kills(supervisor, reactor):
     assert not stopped.called
     reactor.advance(20 + STOP_MARGIN)
     assert workers[1].transport.signals == ["TERM", "KILL"]
+    reactor._exitSignal = 15
     die(workers[1], sig=signal.SIGKILL)
     assert stopped.called
+    assert reactor._exitSignal == 15  # a worker had to be killed: not clean
     assert not os.path.exists(state)
     # nothing is restarted once stopping
     reactor.advance(60)
     assert len(reactor.spawned) == 2
+
+
+def test_clean_stop_exits_zero(supervisor, reactor):
+    workers = started(supervisor, reactor)
+    reactor._exitSignal = 15
+    stopped = supervisor.stopService()
+    for worker in workers:
+        die(worker, 0)
+    assert stopped.called
+    assert reactor._exitSignal is None
 
 
 def test_sighup_passed_on(supervisor, reactor):
