@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 
 _log = Logger(namespace="llmedge.drain")
+
+#: How often a drain looks for HTTP/2 connections that fell idle.
+SWEEP_SECONDS = 0.1
 
 
 def close_after_response(request) -> None:
@@ -41,16 +45,7 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
     request finished, C{False} if the grace period cut some short.
     """
     site.draining = True
-    for connection in list(site.open_connections):
-        channel = getattr(connection, "_channel", None)
-        if isinstance(channel, HTTPChannel):
-            if channel.requests:
-                channel.persistent = False
-                for request in channel.requests:
-                    if not request.startedWriting:
-                        request.responseHeaders.setRawHeaders(b"connection", [b"close"])
-            else:
-                channel.transport.loseConnection()
+    _sweep(site)
     if not site.open_connections:
         return succeed(True)
     _log.info("Draining: waiting for {count} connections to finish (at most {grace:g} s)",
@@ -58,6 +53,12 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
     done: Deferred[None] = Deferred()
     site.drained = done
     cut = []
+    # An HTTP/2 connection serves many streams and has no "close after
+    # this response": it is closed (GOAWAY) once it has none in progress,
+    # which a sweep every tenth of a second notices.
+    sweeping = LoopingCall(_sweep, site)
+    sweeping.clock = clock
+    sweeping.start(SWEEP_SECONDS, now=False)
 
     def expire() -> None:
         left = list(site.open_connections)
@@ -76,9 +77,38 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
     def finished(result):
         if timer.active():
             timer.cancel()
+        if sweeping.running:
+            sweeping.stop()
         return not cut
 
     return done.addCallback(finished)
+
+
+def _sweep(site) -> None:
+    """
+    Close every connection with nothing in progress; mark the HTTP/1.1
+    ones with a request in progress to close after its response.
+    """
+    for connection in list(site.open_connections):
+        channel = getattr(connection, "_channel", None)
+        transport = getattr(channel, "transport", None)
+        if transport is None:
+            continue
+        if isinstance(channel, HTTPChannel):
+            if channel.requests:
+                channel.persistent = False
+                for request in channel.requests:
+                    if not request.startedWriting:
+                        request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+            else:
+                transport.loseConnection()
+        elif not getattr(channel, "streams", True):
+            # HTTP/2, no stream in progress: GOAWAY, then close.
+            h2 = getattr(channel, "conn", None)
+            if h2 is not None:
+                h2.close_connection()
+                transport.write(h2.data_to_send())
+            transport.loseConnection()
 
 
 def connection_closed(site, connection) -> None:

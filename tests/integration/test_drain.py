@@ -117,3 +117,63 @@ def test_grace_period_ends_what_is_left(tmp_path):
     assert len(results) == 1 and isinstance(results[0], str), results
     assert "Disconnected" in results[0] or "Reset" in results[0], results
     assert "Grace period over: closing 1 connections" in daemon.text
+
+
+def test_idle_http2_connection_gets_goaway_and_does_not_hold_the_stop(tmp_path):
+    """
+    An HTTP/2 connection has no "close after this response": an idle one
+    must be sent GOAWAY and closed by the drain, not kept until the grace
+    period ends.
+    """
+    import ssl
+
+    from llmedge.testing.certs import make_pki
+
+    pki = make_pki(tmp_path)
+    listen = f"ssl:0:interface=127.0.0.1:privateKey={pki.key}:certKey={pki.cert}"
+    config = tmp_path / "llmedge.toml"
+    config.write_text(CONFIG)
+    daemon = Daemon(["--listen", listen, "--config", str(config)],
+                    env={"API_KEYS": KEY, "SHUTDOWN_GRACE_SECONDS": "20"}).start()
+    try:
+        port = int(daemon.addresses[0].rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        context.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        tls = context.wrap_socket(raw, server_hostname="localhost")
+        assert tls.selected_alpn_protocol() == "h2"
+        tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        received = tls.recv(65536)  # the server's SETTINGS
+        assert received[3:4] == b"\x04"
+        daemon.wait_for_line(lambda line: "llmedge listening" in line)
+        stopped_at = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        frames = b""
+        while 7 not in _types(frames):
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            frames += chunk
+        tls.close()  # as an HTTP/2 client does once told GOAWAY
+        status = daemon.process.wait(15)
+        took = time.monotonic() - stopped_at
+    finally:
+        daemon.stop()
+    assert 7 in _types(frames)  # GOAWAY
+    assert took < 5
+    assert status == 0
+
+
+def _types(frames: bytes) -> list[int]:
+    """
+    The types of the whole HTTP/2 frames in C{frames}.
+    """
+    types = []
+    while len(frames) >= 9:
+        length = int.from_bytes(frames[:3], "big")
+        if len(frames) < 9 + length:
+            break
+        types.append(frames[3])
+        frames = frames[9 + length:]
+    return types
+
