@@ -25,6 +25,10 @@ _log = Logger(namespace="llmedge.drain")
 
 #: How often a drain looks for HTTP/2 connections that fell idle.
 SWEEP_SECONDS = 0.1
+#: How long an idle connection asked to close may take to do so. Over TLS
+#: a close waits for the client's close_notify, which a client whose pool
+#: does not read idle sockets never sends: past this, it is aborted.
+CLOSE_SECONDS = 1.0
 
 
 def close_after_response(request) -> None:
@@ -45,7 +49,8 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
     request finished, C{False} if the grace period cut some short.
     """
     site.draining = True
-    _sweep(site)
+    closing: dict = {}
+    _sweep(site, clock, closing)
     if not site.open_connections:
         return succeed(True)
     _log.info("Draining: waiting for {count} connections to finish (at most {grace:g} s)",
@@ -56,7 +61,7 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
     # An HTTP/2 connection serves many streams and has no "close after
     # this response": it is closed (GOAWAY) once it has none in progress,
     # which a sweep every tenth of a second notices.
-    sweeping = LoopingCall(_sweep, site)
+    sweeping = LoopingCall(_sweep, site, clock, closing)
     sweeping.clock = clock
     sweeping.start(SWEEP_SECONDS, now=False)
 
@@ -84,15 +89,22 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
     return done.addCallback(finished)
 
 
-def _sweep(site) -> None:
+def _sweep(site, clock: IReactorTime, closing: dict) -> None:
     """
-    Close every connection with nothing in progress; mark the HTTP/1.1
-    ones with a request in progress to close after its response.
+    Close every connection with nothing in progress (aborting those asked
+    more than L{CLOSE_SECONDS} ago); mark the HTTP/1.1 ones with a request
+    in progress to close after its response.
     """
+    now = clock.seconds()
     for connection in list(site.open_connections):
         channel = getattr(connection, "_channel", None)
         transport = getattr(channel, "transport", None)
         if transport is None:
+            continue
+        asked = closing.get(connection)
+        if asked is not None:
+            if now - asked >= CLOSE_SECONDS:
+                transport.abortConnection()
             continue
         if isinstance(channel, HTTPChannel):
             if channel.requests:
@@ -100,15 +112,17 @@ def _sweep(site) -> None:
                 for request in channel.requests:
                     if not request.startedWriting:
                         request.responseHeaders.setRawHeaders(b"connection", [b"close"])
-            else:
-                transport.loseConnection()
-        elif not getattr(channel, "streams", True):
-            # HTTP/2, no stream in progress: GOAWAY, then close.
+                continue
+        elif getattr(channel, "streams", True):
+            continue  # HTTP/2 with streams in progress
+        else:
+            # HTTP/2, no stream in progress: GOAWAY first.
             h2 = getattr(channel, "conn", None)
             if h2 is not None:
                 h2.close_connection()
                 transport.write(h2.data_to_send())
-            transport.loseConnection()
+        closing[connection] = now
+        transport.loseConnection()
 
 
 def connection_closed(site, connection) -> None:

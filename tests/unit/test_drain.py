@@ -96,3 +96,22 @@ def test_service_stop_turns_ready_off_and_waits_for_requests(tmp_path):
     assert stopped == [None]
     # every request finished: twistd is told to exit 0, not re-raise SIGTERM
     assert h.reactor._exitSignal is None
+
+
+def test_idle_connection_that_does_not_close_is_aborted(tmp_path):
+    """
+    Over TLS a close waits for the client's close_notify, which a client
+    whose pool does not read idle sockets never sends: such a connection
+    is aborted a second later instead of holding the stop for the whole
+    grace period.
+    """
+    from llmedge.web.drain import CLOSE_SECONDS
+
+    h = harness(tmp_path)
+    stubborn = h.connect()
+    done = fired(drain(h.site, h.reactor, 30))
+    assert stubborn.transport.disconnecting and not stubborn.transport.disconnected
+    h.reactor.advance(CLOSE_SECONDS + 0.1)
+    assert stubborn.transport.disconnected  # aborted
+    stubborn.lose()
+    assert done == [True]  # nothing was in progress: nothing was cut
