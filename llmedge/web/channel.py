@@ -80,6 +80,7 @@ class EdgeChannel(HTTPChannel):
 
     _closing = False
     _awaiting_head = True
+    _in_body = False
     _head_timer: IDelayedCall | None = None
     _body_timer: IDelayedCall | None = None
     _linger: IDelayedCall | None = None
@@ -91,9 +92,17 @@ class EdgeChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return  # discarded while lingering after a refusal
-        if self._awaiting_head and self._head_timer is None and data:
-            self._start_head_timer()
         super().dataReceived(data)
+        if self._closing:
+            return
+        # A timer only for what this chunk left unfinished: a request that
+        # arrives whole, the usual case, starts and cancels none.
+        if self._awaiting_head:
+            if self._head_timer is None and (self._receivedHeaderSize or self._partial_line()):
+                self._start_head_timer()
+        elif self._in_body and self._body_timer is None:
+            self._body_timer = self._later(
+                getattr(self.site, "body_timeout", None), self._body_too_slow)
 
     def lineReceived(self, line: bytes) -> None:
         # Lines already buffered when a refusal was made are not parsed.
@@ -108,11 +117,10 @@ class EdgeChannel(HTTPChannel):
         self._awaiting_head = False
         self._cancel_timers()
         super().allHeadersReceived()
-        if self.length != 0 and not self._closing:
-            self._body_timer = self._later(
-                getattr(self.site, "body_timeout", None), self._body_too_slow)
+        self._in_body = self.length != 0 and not self._closing
 
     def allContentReceived(self) -> None:
+        self._in_body = False
         self._cancel_timers()
         super().allContentReceived()
 
