@@ -38,6 +38,8 @@ OVERHEAD_BUCKETS = (
 BYTES_BUCKETS = tuple(4**n for n in range(4, 13))  # 256 B .. 16 MiB
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER = "other"
+REFUSALS = frozenset({"bad_request", "uri_too_long", "headers_too_large", "request_timeout",
+                      "too_many_connections"})
 ANONYMOUS = "anonymous"
 
 
@@ -112,6 +114,15 @@ class Metrics:
         self.in_flight = Gauge(
             "llmedge_http_requests_in_flight", "Requests being answered now.", registry=r,
             multiprocess_mode="livesum")
+        self.open_connections = Gauge(
+            "llmedge_open_connections", "Client connections open now.", registry=r,
+            multiprocess_mode="livesum")
+        self._refused = _Children(Counter(
+            "llmedge_refused",
+            "Connections and requests refused before any route saw them: malformed HTTP "
+            "(bad_request, uri_too_long, headers_too_large), too slow (request_timeout), "
+            "too many connections (too_many_connections).",
+            ["reason"], registry=r))
         self._request_bytes = Histogram(
             "llmedge_request_body_bytes", "Request body sizes.",
             buckets=BYTES_BUCKETS, registry=r)
@@ -206,6 +217,12 @@ class Metrics:
         """
         for refresh in self._refreshers:
             refresh()
+
+    def refused(self, reason: str) -> None:
+        """
+        Count one connection or request refused while it was being read.
+        """
+        self._refused(reason if reason in REFUSALS else OTHER).inc()
 
     def model_label(self, model: str | None) -> str:
         """

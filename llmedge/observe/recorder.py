@@ -57,6 +57,21 @@ class Recorder:
         """
         return Exchange(started=self.clock.seconds())
 
+    def refused(self, reason: str) -> None:
+        """
+        A connection or request refused while being read (it never becomes
+        a request with an access event): counted by reason.
+        """
+        if self.metrics is not None:
+            self.metrics.refused(reason)
+
+    def connection(self, change: int) -> None:
+        """
+        A client connection opened (+1) or closed (-1).
+        """
+        if self.metrics is not None:
+            self.metrics.open_connections.inc(change)
+
     def started(self) -> None:
         if self.metrics is not None:
             self.metrics.in_flight.inc()

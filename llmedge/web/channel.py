@@ -190,6 +190,9 @@ class EdgeChannel(HTTPChannel):
             return
         self._closing = True
         self._cancel_timers()
+        recorder = getattr(self.site, "recorder", None)
+        if recorder is not None:
+            recorder.refused(error.code)
         request_id = self.site.make_request_id().encode("ascii")
         transport = self.transport
         transport.write(raw_response(error, [(b"x-request-id", request_id)]))
@@ -226,6 +229,7 @@ class EdgeConnection(_GenericHTTPChannelProtocol):
     def makeConnection(self, transport) -> None:
         self._site.connections += 1
         self._site.open_connections.add(self)
+        self._site.recorder.connection(+1)
         self._counted = True
         super().makeConnection(transport)
 
@@ -233,5 +237,6 @@ class EdgeConnection(_GenericHTTPChannelProtocol):
         if getattr(self, "_counted", False):
             self._counted = False
             self._site.connections -= 1
+            self._site.recorder.connection(-1)
         self._channel.connectionLost(reason)
         connection_closed(self._site, self)

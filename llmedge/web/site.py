@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
@@ -47,6 +48,8 @@ class EdgeSite(Site):
     @ivar connections: connections open now (counted by L{EdgeConnection}).
     """
 
+    _log = Logger()
+
     requestFactory = EdgeRequest
     displayTracebacks = False
     noisy = False  # no "Starting factory" lines: the service logs its start
@@ -71,6 +74,7 @@ class EdgeSite(Site):
         self.max_connections = max_connections
         self.connections = 0
         self._refusing = 0
+        self._refusal_logged = float("-inf")
         #: The connections open now (L{EdgeConnection}s), for draining.
         self.open_connections: set = set()
         #: Set when the service stops: requests get C{Connection: close}.
@@ -103,10 +107,22 @@ class EdgeSite(Site):
         connection is closed at once.
         """
         if self.max_connections and self.connections >= self.max_connections:
+            self.recorder.refused("too_many_connections")
+            now = self.reactor.seconds()
+            if now - self._refusal_logged >= REFUSAL_LOG_SECONDS:
+                self._refusal_logged = now
+                self._log.warn(
+                    "Refusing connections: {open} open, the most SERVER_MAX_CONNECTIONS "
+                    "allows (said at most once a minute; see llmedge_refused_total)",
+                    open=self.connections)
             # (Not None, which means "close" to a TCP port but which a TLS
             # wrapping factory would wrap and fail on.)
             return _Refusal(self, answer=self._refusing < self.max_connections)
         return super().buildProtocol(addr)
+
+
+#: Refused connections are logged at most this often.
+REFUSAL_LOG_SECONDS = 60.0
 
 
 def too_many_connections(limit: int) -> APIError:
