@@ -25,6 +25,7 @@ from llmedge import __version__
 from llmedge.config import Config, ConfigError, load
 from llmedge.describe import describe
 from llmedge.keys import KeyRing
+from llmedge.limits.inflight import LocalInFlight, SharedInFlight
 from llmedge.limits.memory import MemoryStore
 from llmedge.observe.metrics import Metrics
 from llmedge.observe.recorder import Recorder
@@ -227,6 +228,10 @@ class EdgeService(TopService):
         self.worker = worker
         self.keys = build_keys(config)
         self.limits = build_limits(config, reactor, worker)
+        #: Requests in flight per key, kept across reloads (shared by the
+        #: workers of a supervisor).
+        self.in_flight = (SharedInFlight(worker.inflight_path, worker.index)
+                          if worker is not None else LocalInFlight())
         if isinstance(self.limits, Service):
             self.limits.setServiceParent(self)
         self.pool = make_pool(
@@ -256,7 +261,7 @@ class EdgeService(TopService):
         self.probe.setServiceParent(self)
         self.site = EdgeSite(
             build_root(config, self.router, reactor, self.keys, self.limits, self.metrics,
-                       self._unready),
+                       self._unready, self.in_flight),
             reactor=reactor,
             max_request_size=config.max_request_size,
             recorder=Recorder(reactor, self.metrics, self.spans),
@@ -374,7 +379,8 @@ class EdgeService(TopService):
             self.metrics.watch_breaker(router.breaker, router.providers)
         self.probe.set_providers(routed_providers(config))
         self.site.resource = build_root(
-            config, router, self._reactor, keys, self.limits, self.metrics, self._unready)
+            config, router, self._reactor, keys, self.limits, self.metrics, self._unready,
+            self.in_flight)
         self.site.max_request_size = config.max_request_size
         self.site.generate_traces = config["tracing.enabled"]
         unapplied = [name for name in RESTART_ONLY if config[name] != self.config[name]]

@@ -42,7 +42,7 @@ from twisted.logger import Logger
 
 from llmedge import __version__
 from llmedge.describe import describe
-from llmedge.limits import shared
+from llmedge.limits import inflight, shared
 from llmedge.service import Listener, TopService, clean_exit
 from llmedge.worker import SETUP_VARIABLE, Inherited, WorkerSetup
 
@@ -194,6 +194,7 @@ class Supervisor(TopService):
         state = tempfile.mkdtemp(prefix="llmedge-workers-", dir=runtime)
         os.mkdir(os.path.join(state, "metrics"), 0o700)
         shared.create(os.path.join(state, "limits"))
+        inflight.create(os.path.join(state, "inflight"))
         return state
 
     def _announce(self) -> None:

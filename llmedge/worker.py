@@ -71,6 +71,10 @@ class WorkerSetup:
         return os.path.join(self.state_dir, "limits")
 
     @property
+    def inflight_path(self) -> str:
+        return os.path.join(self.state_dir, "inflight")
+
+    @property
     def metrics_dir(self) -> str:
         return os.path.join(self.state_dir, "metrics")
 

@@ -11,9 +11,10 @@ C{max_concurrent_requests} in flight here, and counts a request out when it
 ends, however it ends (finished, failed, or its client gone:
 C{notifyFinish} fires in every case).
 
-The count is per process: with C{--workers N}, each worker bounds the key's
-requests it serves itself (so a key may have up to N times the bound in
-flight on the instance).
+The counts live in a L{llmedge.limits.inflight} counter: this process's,
+or, with C{--workers}, a table all workers share, so the bound holds for
+the instance. Several instances behind a load balancer each hold their own
+count.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from twisted.web.resource import IResource
 
 from llmedge.errors import APIError
+from llmedge.limits.inflight import LocalInFlight
 from llmedge.web.wrapper import Wrapper
 
 
@@ -42,11 +44,11 @@ class ConcurrencyLimited(Wrapper):
     @param default: the bound for keys that set none (0: no bound).
     """
 
-    def __init__(self, wrapped: IResource, default: int = 0) -> None:
+    def __init__(self, wrapped: IResource, default: int = 0, counter=None) -> None:
         super().__init__(wrapped)
         self._default = default
-        #: key id -> requests in flight
-        self.in_flight: dict[str, int] = {}
+        #: The counts; the service keeps one across reloads.
+        self.counter = LocalInFlight() if counter is None else counter
 
     def check(self, request) -> APIError | None:
         key = request.api_key
@@ -55,16 +57,7 @@ class ConcurrencyLimited(Wrapper):
         bound = key.max_concurrent_requests or self._default
         if not bound:
             return None
-        count = self.in_flight.get(key.id, 0)
-        if count >= bound:
+        if not self.counter.enter(key.id, bound):
             return too_many_in_flight(bound)
-        self.in_flight[key.id] = count + 1
-        request.notifyFinish().addBoth(self._ended, key.id)
+        request.notifyFinish().addBoth(lambda _: self.counter.leave(key.id))
         return None
-
-    def _ended(self, _, key_id: str) -> None:
-        count = self.in_flight.get(key_id, 0) - 1
-        if count > 0:
-            self.in_flight[key_id] = count
-        else:
-            self.in_flight.pop(key_id, None)

@@ -56,6 +56,7 @@ def build_root(
     limits: IRateLimitStore | None,
     metrics: Metrics | None = None,
     unready=lambda: None,
+    in_flight=None,
 ) -> IResource:
     """
     The whole tree for one site, wrapped as the configuration says.
@@ -79,7 +80,7 @@ def build_root(
     if config["auth.enabled"] and (bound or any(k.max_concurrent_requests for k in keys)):
         # Outside the rate limit: a request refused for concurrency costs
         # no rate-limit unit.
-        v1 = ConcurrencyLimited(v1, bound)
+        v1 = ConcurrencyLimited(v1, bound, in_flight)
     root.putChild(b"v1", v1)
     if not config["auth.enabled"]:
         return root

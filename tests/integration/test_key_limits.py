@@ -128,3 +128,28 @@ def test_tokens_per_minute_reserved_then_settled(tmp_path):
         after = int(response.getheader("x-ratelimit-remaining-tokens"))
         response, _ = chat(address, "sk-tokens", 100)
         assert int(response.getheader("x-ratelimit-remaining-tokens")) > after - 100 - 30
+
+
+def test_max_concurrent_requests_hold_across_workers(tmp_path):
+    """
+    With two workers, the bound is the instance's: six slow requests at
+    once, on connections the kernel spreads over both workers, and exactly
+    two are admitted.
+    """
+    config = tmp_path / "llmedge.toml"
+    config.write_text(
+        '[providers.slowmock]\nkind = "mock"\nlatency = 1.5\n'
+        '[models."slow"]\ntargets = [{ provider = "slowmock", model = "mock" }]\n'
+        '[[auth.keys]]\nname = "two"\nkey = "sk-two-at-a-time"\nmax_concurrent_requests = 2\n')
+    with Daemon(["--listen", "tcp:0:interface=127.0.0.1", "--config", str(config),
+                 "--workers", "2"], env={"API_KEYS": ""}) as daemon:
+        for i in (0, 1):
+            daemon.wait_for_line(lambda line, i=i: f"llmedge worker {i} serving" in line)
+        results = []
+        threads = [threading.Thread(target=post, args=(daemon.host_port, "sk-two-at-a-time",
+                                                       results)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert sorted(results) == [200, 200, 429, 429, 429, 429]

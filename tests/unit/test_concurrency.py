@@ -32,7 +32,7 @@ def test_refuses_beyond_the_bound_and_counts_out_when_requests_end():
     assert limited.check(request_with(KEY)) is None
     # a client that went away counts out too
     second.processingFailed(Failure(ConnectionError("gone")))
-    assert limited.in_flight == {"one": 1}
+    assert limited.counter.counts == {"one": 1}
 
 
 def test_a_keys_own_bound_wins_and_keys_are_counted_apart():
@@ -46,5 +46,5 @@ def test_no_bound_no_count():
     limited = ConcurrencyLimited(Resource(), default=0)
     for _ in range(100):
         assert limited.check(request_with(KEY)) is None
-    assert limited.in_flight == {}
+    assert limited.counter.counts == {}
     assert limited.check(request_with(None)) is None
