@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -42,6 +43,17 @@ SANE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 #: client still sends for this long before closing, so the client reads the
 #: 413 instead of a connection reset.
 LINGER_SECONDS = 2.0
+
+
+def origin_form(target: bytes) -> bytes:
+    """
+    The path and query of an absolute-form request target
+    (C{POST http://host/v1/chat/completions}), which a server must accept
+    (RFC 9112, section 3.2.2) and serves as if the path had come alone; the
+    authority in it names this server, and is not used for anything.
+    """
+    parts = urlsplit(target)
+    return (parts.path or b"/") + (b"?" + parts.query if parts.query else b"")
 
 
 class EdgeRequest(Request):
@@ -102,6 +114,8 @@ class EdgeRequest(Request):
             if self._stream_refusal and not (self.finished or self._disconnected):
                 self.finish()
             return
+        if path[:8].lower().startswith((b"http://", b"https://")):
+            path = origin_form(path)
         super().requestReceived(command, path, version)
 
     def _refuse(self, limit: int) -> None:

@@ -301,7 +301,7 @@ def kinds():
         ("request-line-extra-spaces", b"POST  /v1/models  HTTP/1.1\r\n\r\n", 400, None),
         ("request-line-too-long", head(target=b"/" + b"a" * 20_000), 414, None),
         ("path-nul", post(GOOD, target=b"/v1/chat\x00/completions"), 400, None),
-        ("absolute-form-target", post(GOOD, target=b"http://evil/v1/chat/completions"),
+        ("absolute-form-unknown-path", post(GOOD, target=b"http://evil/v1/../etc/passwd"),
          404, None),
         ("dot-dot-path", post(GOOD, target=b"/v1/../v1/chat/completions"), 404, None),
         ("encoded-dot-dot-path", post(GOOD, target=b"/v1/%2e%2e/v1/chat/completions"),
@@ -415,3 +415,13 @@ def assert_error_503(response):
     error = json.loads(body)["error"]
     assert set(error) == {"message", "type", "param", "code"}
     return error
+
+
+def test_absolute_form_target_is_served_as_its_path(daemon, healthy):
+    """
+    RFC 9112 (3.2.2): a server must accept the absolute-form; its authority
+    is not used, the path is served.
+    """
+    response = exchange(daemon, post(GOOD, target=b"http://evil.example/v1/chat/completions"))[0]
+    assert_good(response)
+
