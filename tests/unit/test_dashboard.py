@@ -12,9 +12,21 @@ from llmedge.observe.metrics import Metrics
 DASHBOARD = Path(__file__).parents[2] / "packaging" / "grafana" / "llmedge-dashboard.json"
 
 
+class RedisLike:
+    """
+    A store with a backend to lose, as the Redis store is: its metrics
+    are exported only then.
+    """
+
+    def watch(self, errored, changed):
+        pass
+
+
 def exported_names():
     names = set()
-    for family in Metrics(["mock"]).registry.collect():
+    metrics = Metrics(["mock"])
+    metrics.watch_limits(RedisLike())
+    for family in metrics.registry.collect():
         names.add(family.name)
         names.update(sample.name for sample in family.samples)
         kind = family.type
