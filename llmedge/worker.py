@@ -195,8 +195,36 @@ def main(environ=os.environ) -> None:
     service.privilegedStartService()
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.addReader(Lifeline(0, lambda: reactor.running and reactor.stop()))
+    stop = stop_once(reactor)
+    reactor.addReader(Lifeline(0, stop))
+    reactor.callWhenRunning(_handle_stop_signals, reactor, stop)
     reactor.run()
+
+
+def stop_once(reactor):
+    """
+    A callable stopping C{reactor} the first time only: a second SIGTERM (a
+    service manager signalling the whole process group, then the
+    supervisor passing its own on) must not stop a stopping reactor, which
+    Twisted reports as a critical error.
+    """
+    stopping = []
+
+    def stop(*_) -> None:
+        if not stopping and reactor.running:
+            stopping.append(True)
+            reactor.stop()
+
+    return stop
+
+
+def _handle_stop_signals(reactor, stop) -> None:
+    """
+    SIGTERM and SIGINT stop the worker once, however often they come
+    (replacing Twisted's handlers, which stop the reactor each time).
+    """
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: reactor.callFromThread(stop))
 
 
 if __name__ == "__main__":

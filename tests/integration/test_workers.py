@@ -195,3 +195,4 @@ def test_tls_and_unix_listeners_served_by_workers(tmp_path):
         assert connection.getresponse().status == 200
         assert daemon.stop() == 0
     assert not sock.exists()
+

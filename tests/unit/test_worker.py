@@ -94,3 +94,24 @@ def test_lifeline_ends_at_end_of_file():
     line.connectionLost(None)
     assert lost == [True]
     os.close(read)
+
+
+def test_stop_once():
+    from llmedge.worker import stop_once
+
+    class Reactor:
+        running = True
+        stops = 0
+
+        def stop(self):
+            self.stops += 1
+
+    reactor = Reactor()
+    stop = stop_once(reactor)
+    stop()
+    stop(15, None)  # as a signal handler is called
+    assert reactor.stops == 1
+    idle = Reactor()
+    idle.running = False
+    stop_once(idle)()
+    assert idle.stops == 0
