@@ -15,12 +15,10 @@ starts, so requests the dead worker was serving stop counting then.
 
 from __future__ import annotations
 
-import fcntl
-import mmap
-import os
 import struct
 
-from llmedge.limits.shared import _hash
+from llmedge.limits import mapped
+from llmedge.limits.mapped import stable_hash
 
 #: Rows in the shared table, and workers a row has counters for.
 ROWS = 4096
@@ -28,6 +26,7 @@ WORKERS = 64
 WINDOW = 16
 _HEAD = struct.Struct("=Q")
 _COUNTS = struct.Struct(f"={WORKERS}i")
+_COUNT = struct.Struct("=i")
 _ROW = _HEAD.size + _COUNTS.size
 SIZE = ROWS * _ROW
 
@@ -58,13 +57,9 @@ class LocalInFlight:
 def create(path: str) -> None:
     """
     Make an empty table at C{path} (the supervisor does, before any worker
-    starts), readable and writable by this user only.
+    starts).
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.ftruncate(fd, SIZE)
-    finally:
-        os.close(fd)
+    mapped.create(path, SIZE)
 
 
 class SharedInFlight:
@@ -76,69 +71,51 @@ class SharedInFlight:
     def __init__(self, path: str, worker: int) -> None:
         if not 0 <= worker < WORKERS:
             raise ValueError(f"worker index {worker} is not below {WORKERS}")
-        self._fd = os.open(path, os.O_RDWR)
-        if os.fstat(self._fd).st_size != SIZE:
-            os.close(self._fd)
-            raise ValueError(f"{path} is not an in-flight table of {SIZE} bytes")
-        self._map = mmap.mmap(self._fd, SIZE)
+        self._table = mapped.MappedTable(path, SIZE, "an in-flight table")
         self._column = _HEAD.size + 4 * worker
-        self._lock()
-        try:
+        with self._table.locked() as table:
             for row in range(ROWS):
-                struct.pack_into("=i", self._map, row * _ROW + self._column, 0)
-        finally:
-            self._unlock()
-
-    def _lock(self) -> None:
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
-
-    def _unlock(self) -> None:
-        fcntl.lockf(self._fd, fcntl.LOCK_UN)
-
-    def _row(self, key: int, claim: bool) -> int | None:
-        """
-        The offset of C{key}'s row; with C{claim}, a free row is taken
-        for it (one whose counters are all zero). Called locked.
-        """
-        start = key % ROWS
-        free = None
-        for i in range(WINDOW):
-            offset = ((start + i) % ROWS) * _ROW
-            (owner,) = _HEAD.unpack_from(self._map, offset)
-            if owner == key:
-                return offset
-            if free is None and not any(_COUNTS.unpack_from(self._map, offset + _HEAD.size)):
-                free = offset
-        if claim and free is not None:
-            _HEAD.pack_into(self._map, free, key)
-            return free
-        return None
+                _COUNT.pack_into(table, row * _ROW + self._column, 0)
 
     def enter(self, key_id: str, bound: int) -> bool:
-        key = _hash(key_id)
-        self._lock()
-        try:
-            offset = self._row(key, claim=True)
+        key = stable_hash(key_id)
+        with self._table.locked() as table:
+            offset = _row(table, key, claim=True)
             if offset is None:
                 return True  # the table is full here: admit rather than refuse blindly
-            if sum(_COUNTS.unpack_from(self._map, offset + _HEAD.size)) >= bound:
+            if sum(_COUNTS.unpack_from(table, offset + _HEAD.size)) >= bound:
                 return False
-            mine = offset + self._column
-            (count,) = struct.unpack_from("=i", self._map, mine)
-            struct.pack_into("=i", self._map, mine, count + 1)
+            _add(table, offset + self._column, 1)
             return True
-        finally:
-            self._unlock()
 
     def leave(self, key_id: str) -> None:
-        key = _hash(key_id)
-        self._lock()
-        try:
-            offset = self._row(key, claim=False)
-            if offset is None:
-                return
-            mine = offset + self._column
-            (count,) = struct.unpack_from("=i", self._map, mine)
-            struct.pack_into("=i", self._map, mine, max(0, count - 1))
-        finally:
-            self._unlock()
+        key = stable_hash(key_id)
+        with self._table.locked() as table:
+            offset = _row(table, key, claim=False)
+            if offset is not None:
+                _add(table, offset + self._column, -1)
+
+
+def _add(table, offset: int, change: int) -> None:
+    (count,) = _COUNT.unpack_from(table, offset)
+    _COUNT.pack_into(table, offset, max(0, count + change))
+
+
+def _row(table, key: int, claim: bool) -> int | None:
+    """
+    The offset of C{key}'s row; with C{claim}, a free row is taken for it
+    (one whose counters are all zero). Called locked.
+    """
+    start = key % ROWS
+    free = None
+    for i in range(WINDOW):
+        offset = ((start + i) % ROWS) * _ROW
+        (owner,) = _HEAD.unpack_from(table, offset)
+        if owner == key:
+            return offset
+        if free is None and not any(_COUNTS.unpack_from(table, offset + _HEAD.size)):
+            free = offset
+    if claim and free is not None:
+        _HEAD.pack_into(table, free, key)
+        return free
+    return None

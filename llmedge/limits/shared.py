@@ -27,17 +27,15 @@ thousands of distinct clients within one refill period.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import mmap
-import os
 import struct
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from llmedge.limits import mapped
 from llmedge.limits.gcra import Decision, Limit, adjusted, decide
+from llmedge.limits.mapped import stable_hash
 from llmedge.limits.store import IRateLimitStore
 
 SLOTS = 65536
@@ -49,19 +47,9 @@ SIZE = SLOTS * _SLOT.size
 def create(path: str) -> None:
     """
     Make an empty table at C{path} (the supervisor does, before any worker
-    starts), readable and writable by this user only.
+    starts).
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.ftruncate(fd, SIZE)
-    finally:
-        os.close(fd)
-
-
-def _hash(bucket: str) -> int:
-    # A stable hash: Python's own hash() differs from process to process.
-    value = int.from_bytes(hashlib.blake2b(bucket.encode(), digest_size=8).digest(), "little")
-    return value or 1  # 0 marks an empty slot
+    mapped.create(path, SIZE)
 
 
 @implementer(IRateLimitStore)
@@ -72,65 +60,55 @@ class SharedStore:
 
     def __init__(self, clock: IReactorTime, path: str) -> None:
         self._clock = clock
-        self._fd = os.open(path, os.O_RDWR)
-        if os.fstat(self._fd).st_size != SIZE:
-            os.close(self._fd)
-            raise ValueError(f"{path} is not a rate-limit table of {SIZE} bytes")
-        self._map = mmap.mmap(self._fd, SIZE)
+        self._table = mapped.MappedTable(path, SIZE, "a rate-limit table")
 
     def close(self) -> None:
-        self._map.close()
-        os.close(self._fd)
+        self._table.close()
 
     def acquire(self, bucket: str, limit: Limit, cost: int = 1) -> Deferred[Decision]:
         """
         See L{IRateLimitStore.acquire}.
         """
-        key = _hash(bucket)
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
-        try:
+        key = stable_hash(bucket)
+        with self._table.locked() as table:
             now = self._clock.seconds()
-            offset, tat = self._find(key, now)
+            offset, tat = _find(table, key, now)
             decision = decide(tat, now, limit, cost)
             if decision.allowed:
-                _SLOT.pack_into(self._map, offset, key, decision.tat)
-        finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+                _SLOT.pack_into(table, offset, key, decision.tat)
         return succeed(decision)
 
     def adjust(self, bucket: str, limit: Limit, amount: int) -> Deferred[None]:
         """
         See L{IRateLimitStore.adjust}.
         """
-        key = _hash(bucket)
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
-        try:
+        key = stable_hash(bucket)
+        with self._table.locked() as table:
             now = self._clock.seconds()
-            offset, tat = self._find(key, now)
+            offset, tat = _find(table, key, now)
             new_tat = adjusted(tat, now, limit, amount)
             if new_tat is not None:
-                _SLOT.pack_into(self._map, offset, key, new_tat)
+                _SLOT.pack_into(table, offset, key, new_tat)
             elif tat is not None:
-                _SLOT.pack_into(self._map, offset, 0, 0.0)
-        finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+                _SLOT.pack_into(table, offset, 0, 0.0)
         return succeed(None)
 
-    def _find(self, key: int, now: float) -> tuple[int, float | None]:
-        """
-        The slot of bucket C{key} and its live TAT, or the slot it may take
-        and L{None}. Called with the lock held.
-        """
-        start = key % SLOTS
-        free = None
-        oldest, oldest_tat = start * _SLOT.size, None
-        for i in range(WINDOW):
-            offset = ((start + i) % SLOTS) * _SLOT.size
-            owner, tat = _SLOT.unpack_from(self._map, offset)
-            if owner == key:
-                return offset, (tat if tat > now else None)
-            if free is None and (owner == 0 or tat <= now):
-                free = offset
-            elif oldest_tat is None or tat < oldest_tat:
-                oldest, oldest_tat = offset, tat
-        return (free if free is not None else oldest), None
+
+def _find(table, key: int, now: float) -> tuple[int, float | None]:
+    """
+    The slot of bucket C{key} and its live TAT, or the slot it may take
+    and L{None}. Called with the lock held.
+    """
+    start = key % SLOTS
+    free = None
+    oldest, oldest_tat = start * _SLOT.size, None
+    for i in range(WINDOW):
+        offset = ((start + i) % SLOTS) * _SLOT.size
+        owner, tat = _SLOT.unpack_from(table, offset)
+        if owner == key:
+            return offset, (tat if tat > now else None)
+        if free is None and (owner == 0 or tat <= now):
+            free = offset
+        elif oldest_tat is None or tat < oldest_tat:
+            oldest, oldest_tat = offset, tat
+    return (free if free is not None else oldest), None

@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from llmedge.limits import shared
+from llmedge.limits.mapped import stable_hash
 from llmedge.limits.gcra import Limit
 from llmedge.limits.store import IRateLimitStore
 from tests.unit.test_memory_store import fired
@@ -89,7 +90,7 @@ def colliding(count):
     i = 0
     while len(names) < count:
         name = f"addr:{i}"
-        start = shared._hash(name) % shared.SLOTS
+        start = stable_hash(name) % shared.SLOTS
         if wanted is None:
             wanted = start
         if start == wanted:
