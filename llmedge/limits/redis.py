@@ -65,20 +65,30 @@ CONNECT_TIMEOUT = 5.0
 #: connection, which a decision's timeout is too short for).
 PROBE_TIMEOUT = 5.0
 
+# What both scripts start with: Redis's clock as C{now}, the bucket's
+# stored TAT (a string, or false), and C{keep(tat)}, which stores a TAT until
+# the bucket would be full again. Floats go out as 17 significant digits,
+# which Python's float() reads back exactly.
+_PRELUDE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local stored = redis.call('GET', KEYS[1])
+local function keep(tat)
+  redis.call('SET', KEYS[1], string.format('%.17g', tat))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) * 1000))
+end
+"""
+
 # One decision, atomically. KEYS[1] is the bucket; ARGV holds the interval,
 # the capacity in seconds, the cost and the tolerance, as Python's repr()
 # wrote them. The operations are gcra.decide's, in its order; the reply is
-# {now, the TAT read (nil for none), 1 if admitted else 0}, with the floats
-# as 17 significant digits, which Python's float() reads back exactly.
-SCRIPT = """
-if redis.replicate_commands then redis.replicate_commands() end
+# {now, the TAT read (nil for none), 1 if admitted else 0}.
+SCRIPT = _PRELUDE + """
 local interval = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local epsilon = tonumber(ARGV[4])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
-local stored = redis.call('GET', KEYS[1])
 local start = now
 if stored then
   local tat = tonumber(stored)
@@ -86,8 +96,7 @@ if stored then
 end
 local new_tat = start + cost * interval
 if now + epsilon >= new_tat - capacity then
-  redis.call('SET', KEYS[1], string.format('%.17g', new_tat))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((new_tat - now) * 1000))
+  keep(new_tat)
   return {string.format('%.17g', now), stored, 1}
 end
 return {string.format('%.17g', now), stored, 0}
@@ -96,13 +105,9 @@ SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
 # Settle a reservation: gcra.adjusted, atomically. ARGV: the interval and
 # the amount (negative: a refund). Never refuses; replies 1 if a TAT remains.
-ADJUST_SCRIPT = """
-if redis.replicate_commands then redis.replicate_commands() end
+ADJUST_SCRIPT = _PRELUDE + """
 local interval = tonumber(ARGV[1])
 local amount = tonumber(ARGV[2])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
-local stored = redis.call('GET', KEYS[1])
 local base = now
 if stored then
   local tat = tonumber(stored)
@@ -115,8 +120,7 @@ if new_tat <= now then
   redis.call('DEL', KEYS[1])
   return 0
 end
-redis.call('SET', KEYS[1], string.format('%.17g', new_tat))
-redis.call('PEXPIRE', KEYS[1], math.ceil((new_tat - now) * 1000))
+keep(new_tat)
 return 1
 """
 ADJUST_SHA = hashlib.sha1(ADJUST_SCRIPT.encode()).hexdigest()
@@ -296,16 +300,12 @@ class RedisStore(Service):
         See L{IRateLimitStore.acquire}.
         """
         check_cost(limit, cost)
-        redis = self._redis
-        if redis is None or not (self.available or _connected(redis)):
+        args = (repr(limit.interval), repr(limit.capacity_seconds), str(cost), repr(EPSILON))
+        d = self._run(SCRIPT, SCRIPT_SHA, bucket, args)
+        if d is None:
             # Known to be down and not reconnected yet: no use waiting.
             self._failed(None)
             return self._fallback(limit, cost)
-        key = KEY_PREFIX + bucket
-        args = (repr(limit.interval), repr(limit.capacity_seconds), str(cost), repr(EPSILON))
-        d = redis.evalsha(SCRIPT_SHA, [key], args)
-        d.addErrback(self._load_script, redis, key, args)
-        d.addTimeout(self.timeout, self._clock)
         d.addCallback(self._decided, limit, cost)
         d.addErrback(self._give_up, limit, cost)
         return d
@@ -316,19 +316,26 @@ class RedisStore(Service):
         unavailable the settlement is dropped (the reservation then simply
         expires with the bucket's refill).
         """
+        d = self._run(ADJUST_SCRIPT, ADJUST_SHA, bucket, (repr(limit.interval), str(amount)))
+        if d is None:
+            return succeed(None)
+        return d.addCallbacks(lambda _: None, self._failed)
+
+    def _run(self, script: str, sha: str, bucket: str, args) -> Deferred | None:
+        """
+        Run one of the scripts on C{bucket}'s key, bounded by the timeout;
+        L{None} when Redis is known to be down.
+        """
         redis = self._redis
         if redis is None or not (self.available or _connected(redis)):
-            return succeed(None)
+            return None
         key = KEY_PREFIX + bucket
-        args = (repr(limit.interval), str(amount))
-        d = redis.evalsha(ADJUST_SHA, [key], args)
-        d.addErrback(self._load_script, redis, key, args, ADJUST_SCRIPT, ADJUST_SHA)
-        d.addTimeout(self.timeout, self._clock)
-        d.addCallbacks(lambda _: None, self._failed)
-        return d
+        d = redis.evalsha(sha, [key], args)
+        d.addErrback(self._load_script, redis, key, args, script, sha)
+        return d.addTimeout(self.timeout, self._clock)
 
     def _load_script(self, failure: Failure, redis, key: str, args,
-                     script: str = SCRIPT, sha: str = SCRIPT_SHA) -> Deferred:
+                     script: str, sha: str) -> Deferred:
         """
         Redis does not have the script (restarted, or C{SCRIPT FLUSH}):
         load it and run it again.
