@@ -222,21 +222,21 @@ class EdgeChannel(HTTPChannel):
 class EdgeConnection(_GenericHTTPChannelProtocol):
     """
     Twisted's per-connection wrapper (which swaps in an HTTP/2 connection
-    when TLS negotiates C{h2}), counting its connection in the site's
-    C{connections} from start to loss, whichever protocol it speaks.
+    when TLS negotiates C{h2}), in the site's C{open_connections} from start
+    to loss, whichever protocol it speaks.
     """
 
+    _counted = False
+
     def makeConnection(self, transport) -> None:
-        self._site.connections += 1
         self._site.open_connections.add(self)
         self._site.recorder.connection(+1)
         self._counted = True
         super().makeConnection(transport)
 
     def connectionLost(self, reason) -> None:
-        if getattr(self, "_counted", False):
-            self._counted = False
-            self._site.connections -= 1
-            self._site.recorder.connection(-1)
         self._channel.connectionLost(reason)
-        connection_closed(self._site, self)
+        if self._counted:
+            self._counted = False
+            self._site.recorder.connection(-1)
+            connection_closed(self._site, self)

@@ -34,12 +34,14 @@ CLOSE_SECONDS = 1.0
 def close_after_response(request) -> None:
     """
     Make C{request}'s connection close once it is answered (HTTP/1.1;
-    HTTP/2 streams end with their response anyway).
+    HTTP/2 streams end with their response anyway), saying so in its
+    headers if they are not sent yet.
     """
     channel = request.channel
     if isinstance(channel, HTTPChannel):
         channel.persistent = False
-        request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+        if not request.startedWriting:
+            request.responseHeaders.setRawHeaders(b"connection", [b"close"])
 
 
 def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
@@ -108,10 +110,8 @@ def _sweep(site, clock: IReactorTime, closing: dict) -> None:
             continue
         if isinstance(channel, HTTPChannel):
             if channel.requests:
-                channel.persistent = False
                 for request in channel.requests:
-                    if not request.startedWriting:
-                        request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+                    close_after_response(request)
                 continue
         elif getattr(channel, "streams", True):
             continue  # HTTP/2 with streams in progress

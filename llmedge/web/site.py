@@ -45,7 +45,6 @@ class EdgeSite(Site):
     @ivar body_timeout: seconds a request's body may take (0: no bound).
     @ivar max_connections: connections served at once (0: no bound); past
         it a new connection is answered 503 and closed.
-    @ivar connections: connections open now (counted by L{EdgeConnection}).
     """
 
     _log = Logger()
@@ -72,7 +71,6 @@ class EdgeSite(Site):
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.max_connections = max_connections
-        self.connections = 0
         self._refusing = 0
         self._refusal_logged = float("-inf")
         #: The connections open now (L{EdgeConnection}s), for draining.
@@ -84,6 +82,13 @@ class EdgeSite(Site):
         self.generate_traces = generate_traces
         self.make_request_id = make_request_id
         self.random_bytes = random_bytes
+
+    @property
+    def connections(self) -> int:
+        """
+        How many connections are open now.
+        """
+        return len(self.open_connections)
 
     def log(self, request) -> None:
         """
