@@ -241,7 +241,6 @@ class EdgeService(TopService):
         if config["metrics.enabled"]:
             self.metrics = Metrics(
                 config.models, multiprocess_dir=worker.metrics_dir if worker else None)
-            self.metrics.watch_breaker(self.router.breaker, self.router.providers)
             if self.limits is not None:
                 # once: the store lives as long as the service, across reloads
                 self.metrics.watch_limits(self.limits)
@@ -260,16 +259,9 @@ class EdgeService(TopService):
             reactor, routed_providers(config), config["health.probe_interval_seconds"])
         self.probe.setServiceParent(self)
         self.site = EdgeSite(
-            build_root(config, self.router, reactor, self.keys, self.limits, self.metrics,
-                       self._unready, self.in_flight),
-            reactor=reactor,
-            max_request_size=config.max_request_size,
-            recorder=Recorder(reactor, self.metrics, self.spans),
-            generate_traces=config["tracing.enabled"],
-            header_timeout=config["server.header_timeout_seconds"],
-            body_timeout=config["server.body_timeout_seconds"],
-            max_connections=config["server.max_connections"],
-        )
+            None, reactor=reactor, max_request_size=config.max_request_size,
+            recorder=Recorder(reactor, self.metrics, self.spans))
+        self._serve(config, self.router, self.keys)
         self.listeners: list[Listener] = []
         self.tls: list[ReloadableTLS] = []
         for index, description in enumerate(config.listen):
@@ -374,15 +366,7 @@ class EdgeService(TopService):
         except Exception:  # whatever it is, the running config stays
             self._log.failure("SIGHUP: kept the running configuration")
             return
-        if self.metrics is not None:
-            self.metrics.set_models(config.models)
-            self.metrics.watch_breaker(router.breaker, router.providers)
-        self.probe.set_providers(routed_providers(config))
-        self.site.resource = build_root(
-            config, router, self._reactor, keys, self.limits, self.metrics, self._unready,
-            self.in_flight)
-        self.site.max_request_size = config.max_request_size
-        self.site.generate_traces = config["tracing.enabled"]
+        self._serve(config, router, keys)
         unapplied = [name for name in RESTART_ONLY if config[name] != self.config[name]]
         if config.listen != self.config.listen:
             unapplied.append("listeners")
@@ -396,6 +380,28 @@ class EdgeService(TopService):
         if unapplied:
             self._log.warn("SIGHUP: changes to {settings} take effect on restart only",
                            settings=", ".join(unapplied))
+
+    def _serve(self, config: Config, router, keys: KeyRing) -> None:
+        """
+        Serve by C{config} from the next request on: its tree of resources
+        (replacing the old one in one step), the site's per-request
+        settings, the models metrics name, the providers probed. The same at
+        start-up and on every reload, so no setting is applied by one and
+        forgotten by the other.
+        """
+        if self.metrics is not None:
+            self.metrics.set_models(config.models)
+            self.metrics.watch_breaker(router.breaker, router.providers)
+        self.probe.set_providers(routed_providers(config))
+        site = self.site
+        site.resource = build_root(
+            config, router, self._reactor, keys, self.limits, self.metrics, self._unready,
+            self.in_flight)
+        site.max_request_size = config.max_request_size
+        site.generate_traces = config["tracing.enabled"]
+        site.header_timeout = config["server.header_timeout_seconds"]
+        site.body_timeout = config["server.body_timeout_seconds"]
+        site.max_connections = config["server.max_connections"]
 
     def _reload_tls(self) -> None:
         if not self.tls and self.config_source is None:

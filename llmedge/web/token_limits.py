@@ -104,8 +104,13 @@ class TokenLimiter:
         self._limits: dict[int, Limit] = {}
 
     def limit_for(self, key) -> Limit | None:
-        per_minute = (key.tokens_per_minute if key is not None else None) or self._default
-        if not per_minute or key is None:
+        """
+        The token bucket's shape for C{key}, or L{None}: no key, or no budget.
+        """
+        if key is None:
+            return None
+        per_minute = key.tokens_per_minute or self._default
+        if not per_minute:
             return None
         limit = self._limits.get(per_minute)
         if limit is None:

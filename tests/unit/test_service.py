@@ -230,3 +230,23 @@ def test_no_opentelemetry_is_loaded_without_the_setting():
             "print(any(m.startswith('opentelemetry') for m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_reload_applies_what_start_up_applies(tmp_path):
+    """
+    Start-up and SIGHUP serve a configuration the same way: the site's
+    per-request settings follow the file on reload too.
+    """
+    from tests.unit.support import Harness
+
+    path = tmp_path / "llmedge.toml"
+    path.write_text("[server]\nheader_timeout_seconds = 20\nmax_connections = 100\n")
+    h = Harness({}, str(path))
+    h.service.config_source = ({**Harness.DEFAULTS}, str(path), ["tcp:0"], "--config")
+    assert (h.site.header_timeout, h.site.max_connections) == (20.0, 100)
+    path.write_text("[server]\nheader_timeout_seconds = 5\nmax_connections = 7\n"
+                    "body_timeout_seconds = 9\nmax_request_size = 1000\n")
+    h.service.reload()
+    site = h.site
+    assert (site.header_timeout, site.body_timeout, site.max_connections,
+            site.max_request_size) == (5.0, 9.0, 7, 1000)
