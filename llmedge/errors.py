@@ -197,6 +197,81 @@ def rate_limit_unavailable() -> APIError:
     )
 
 
+def bad_request() -> APIError:
+    """
+    400 for a request that is not valid HTTP/1.1.
+    """
+    return APIError(
+        400,
+        "The request is not valid HTTP/1.1 (malformed request line, header, "
+        "chunk or body framing).",
+        code="bad_request",
+    )
+
+
+def uri_too_long() -> APIError:
+    """
+    414 for a request line longer than the server reads.
+    """
+    return APIError(414, "The request line is too long.", code="uri_too_long")
+
+
+def headers_too_large() -> APIError:
+    """
+    431 for a header, or a header block, over the server's limits.
+    """
+    return APIError(
+        431, "The request headers are too large or too many.", code="headers_too_large")
+
+
+def request_timeout(what: str) -> APIError:
+    """
+    408 for a request whose head or body did not arrive in time.
+    """
+    return APIError(
+        408, f"The request {what} did not arrive in time.", code="request_timeout")
+
+
+def too_many_connections(limit: int) -> APIError:
+    """
+    503 for a connection past C{max_connections}.
+    """
+    return APIError(
+        503,
+        f"The server is serving its maximum of {limit} connections; retry later.",
+        type="server_error",
+        code="too_many_connections",
+        headers=[(b"Retry-After", b"1")],
+    )
+
+
+def too_many_in_flight(bound: int) -> APIError:
+    return APIError(
+        429,
+        f"Too many requests in flight for this API key: at most {bound} at once. "
+        "Wait for one to finish, then retry.",
+        type="rate_limit_error",
+        code="concurrency_limit_exceeded",
+        headers=[(b"Retry-After", b"1")],
+    )
+
+
+def token_budget_exceeded(needed: int, per_minute: int) -> APIError:
+    """
+    429 for a request that could never fit in its key's token bucket (as
+    OpenAI answers it); no Retry-After, since waiting cannot help.
+    """
+    return APIError(
+        429,
+        f"Request too large for this API key's tokens per minute: limit {per_minute}, "
+        f"requested {needed}. Lower max_tokens or the prompt.",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        param="max_tokens",
+    )
+
+
+
 def deadline_exceeded() -> APIError:
     """
     504 for a request that ran out of time (C{SERVER_TIMEOUT_SECONDS}).

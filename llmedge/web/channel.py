@@ -31,44 +31,24 @@ from __future__ import annotations
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
 
-from llmedge.errors import APIError, raw_response
+from llmedge.errors import (
+    APIError,
+    bad_request,
+    headers_too_large,
+    raw_response,
+    request_timeout,
+    uri_too_long,
+)
 from llmedge.web.drain import connection_closed
 from llmedge.web.request import LINGER_SECONDS
 
 
-def bad_request() -> APIError:
-    """
-    400 for a request that is not valid HTTP/1.1.
-    """
-    return APIError(
-        400,
-        "The request is not valid HTTP/1.1 (malformed request line, header, "
-        "chunk or body framing).",
-        code="bad_request",
-    )
 
 
-def uri_too_long() -> APIError:
-    """
-    414 for a request line longer than the server reads.
-    """
-    return APIError(414, "The request line is too long.", code="uri_too_long")
 
 
-def headers_too_large() -> APIError:
-    """
-    431 for a header, or a header block, over the server's limits.
-    """
-    return APIError(
-        431, "The request headers are too large or too many.", code="headers_too_large")
 
 
-def request_timeout(what: str) -> APIError:
-    """
-    408 for a request whose head or body did not arrive in time.
-    """
-    return APIError(
-        408, f"The request {what} did not arrive in time.", code="request_timeout")
 
 
 class EdgeChannel(HTTPChannel):

@@ -21,20 +21,11 @@ from __future__ import annotations
 
 from twisted.web.resource import IResource
 
-from llmedge.errors import APIError
+from llmedge.errors import APIError, too_many_in_flight
 from llmedge.limits.inflight import LocalInFlight
 from llmedge.web.wrapper import Wrapper
 
 
-def too_many_in_flight(bound: int) -> APIError:
-    return APIError(
-        429,
-        f"Too many requests in flight for this API key: at most {bound} at once. "
-        "Wait for one to finish, then retry.",
-        type="rate_limit_error",
-        code="concurrency_limit_exceeded",
-        headers=[(b"Retry-After", b"1")],
-    )
 
 
 class ConcurrencyLimited(Wrapper):

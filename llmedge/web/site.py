@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from llmedge.errors import APIError, raw_response
+from llmedge.errors import raw_response, too_many_connections
 from llmedge.observe.recorder import Recorder
 from llmedge.randomness import random_bytes as _random_bytes, random_hex
 from llmedge.web.channel import EdgeChannel, EdgeConnection
@@ -130,17 +130,6 @@ class EdgeSite(Site):
 REFUSAL_LOG_SECONDS = 60.0
 
 
-def too_many_connections(limit: int) -> APIError:
-    """
-    503 for a connection past C{max_connections}.
-    """
-    return APIError(
-        503,
-        f"The server is serving its maximum of {limit} connections; retry later.",
-        type="server_error",
-        code="too_many_connections",
-        headers=[(b"Retry-After", b"1")],
-    )
 
 
 class _Refusal(Protocol):

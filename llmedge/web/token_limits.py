@@ -31,7 +31,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from llmedge.errors import APIError, rate_limited
+from llmedge.errors import APIError, rate_limited, token_budget_exceeded
 from llmedge.limits.gcra import Decision, Limit, format_duration, retry_after_header
 from llmedge.limits.store import IRateLimitStore
 from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
@@ -68,20 +68,6 @@ def estimate(endpoint: str, body: Mapping[str, Any], default_max_tokens: int) ->
     return max(1, prompt + most * choices)
 
 
-def too_large(needed: int, per_minute: int) -> APIError:
-    """
-    429 for a request that could never fit in its key's token bucket (as
-    OpenAI answers it); no Retry-After, since waiting cannot help.
-    """
-    error = APIError(
-        429,
-        f"Request too large for this API key's tokens per minute: limit {per_minute}, "
-        f"requested {needed}. Lower max_tokens or the prompt.",
-        type="rate_limit_error",
-        code="rate_limit_exceeded",
-        param="max_tokens",
-    )
-    return error
 
 
 class TokenLimiter:
@@ -127,7 +113,7 @@ class TokenLimiter:
             return succeed(None)
         needed = estimate(endpoint, body, self._default_max_tokens)
         if needed > limit.burst:
-            return succeed(too_large(needed, limit.per_minute))
+            return succeed(token_budget_exceeded(needed, limit.per_minute))
         bucket = "tokens:" + request.api_key.id
         d = self._store.acquire(bucket, limit, needed)
         return d.addCallback(self._decided, request, bucket, limit, needed)
