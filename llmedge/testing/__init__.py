@@ -15,6 +15,7 @@ it (or by a test that embeds it with C{build_site}).
 
 from llmedge.testing.collector import FakeCollector
 from llmedge.testing.daemon import LISTENING, Daemon, DaemonError
+from llmedge.testing.process import wait_until
 from llmedge.testing.upstream_process import FakeUpstream
 
-__all__ = ["LISTENING", "Daemon", "DaemonError", "FakeCollector", "FakeUpstream"]
+__all__ = ["LISTENING", "Daemon", "DaemonError", "FakeCollector", "FakeUpstream", "wait_until"]

@@ -26,6 +26,27 @@ class DaemonError(Exception):
     """
 
 
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0,
+               what: str = "condition") -> object:
+    """
+    Wait for another process to reach a state: C{predicate()}'s first
+    true value, asked every 10 ms for at most C{timeout} seconds.
+
+    For tests of real processes, whose state can only be observed, never
+    driven; a test about time drives a L{twisted.internet.task.Clock}.
+
+    @raise DaemonError: C{what} did not happen in time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise DaemonError(f"{what}: not within {timeout}s")
+        time.sleep(0.01)
+
+
 class ChildProcess:
     """
     Subclasses give L{command} and L{ready}, which sees each line printed
@@ -103,16 +124,17 @@ class ChildProcess:
         waiting up to C{timeout} seconds for it to be printed: a response
         can reach a client before the log line about it is read here.
         """
-        deadline = time.monotonic() + timeout
         seen = 0
-        while True:
+
+        def found():
+            nonlocal seen
             for line in self.output[seen:]:
                 if predicate(line):
                     return line
             seen = len(self.output)
-            if time.monotonic() >= deadline:
-                raise DaemonError(f"{self.name}: no such line within {timeout}s")
-            time.sleep(0.01)
+            return None
+
+        return wait_until(found, timeout, f"{self.name}: such a line")
 
     def stop(self, timeout: float = 15.0) -> int:
         """

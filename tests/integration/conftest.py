@@ -50,3 +50,25 @@ def require_tool(name: str) -> None:
         if os.environ.get("LLMEDGE_REQUIRE_TOOLS"):
             pytest.fail(f"{name} is required here but not installed")
         pytest.skip(f"{name} is not installed (.ci/run installs it)")
+
+
+def wait_in_flight(address, count: int) -> None:
+    """
+    Wait until the daemon at C{address} counts C{count} requests in flight
+    besides the scrape asking (their access lines come only at their end,
+    so the gauge is what shows them running).
+    """
+    import http.client
+
+    from llmedge.testing import wait_until
+
+    def scraped():
+        connection = http.client.HTTPConnection(*address, timeout=5)
+        try:
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        return f"llmedge_http_requests_in_flight {count + 1}.0" in text
+
+    wait_until(scraped, what=f"{count} requests in flight")

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from llmedge.testing import Daemon
+from llmedge.testing import Daemon, wait_until
+from tests.integration.conftest import wait_in_flight
 
 KEY = "sk-drain"
 CONFIG = (
@@ -40,19 +41,6 @@ def call(address, stream, results):
         results.append(repr(e))
 
 
-def in_flight(daemon, count):
-    deadline = time.monotonic() + 10
-    while True:
-        connection = http.client.HTTPConnection(*daemon.host_port, timeout=5)
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-        connection.close()
-        if f"llmedge_http_requests_in_flight {count + 1}.0" in text:
-            return
-        assert time.monotonic() < deadline, "requests not in flight"
-        time.sleep(0.01)
-
-
 def start(tmp_path, *extra, env=(), config=CONFIG):
     text, config = config, tmp_path / "llmedge.toml"
     config.write_text(text)
@@ -72,18 +60,17 @@ def test_sigterm_finishes_every_request_in_flight(tmp_path, workers):
                    for i in range(8)]
         for thread in threads:
             thread.start()
-        in_flight(daemon, 8)
+        wait_in_flight(daemon.host_port, 8)
         stopped_at = time.monotonic()
         daemon.process.send_signal(signal.SIGTERM)
-        # the listener closes at once: a new connection is refused
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(daemon.host_port, timeout=1).close()
-            except ConnectionRefusedError:
-                break
-            assert time.monotonic() < deadline, "still accepting after SIGTERM"
-            time.sleep(0.02)
+        # the listener closes at once (in the supervisor and every worker):
+        # then a new connection is refused
+        port, copies = daemon.host_port[1], 3 if workers else 1
+        wait_until(lambda: sum(f"(TCP Port {port} Closed)" in line
+                               for line in daemon.output) == copies,
+                   what="every copy of the listening socket closed")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(daemon.host_port, timeout=1).close()
         for thread in threads:
             thread.join(30)
         status = daemon.process.wait(30)
@@ -103,7 +90,7 @@ def test_grace_period_ends_what_is_left(tmp_path):
         results = []
         thread = threading.Thread(target=call, args=(daemon.host_port, False, results))
         thread.start()
-        in_flight(daemon, 1)
+        wait_in_flight(daemon.host_port, 1)
         stopped_at = time.monotonic()
         daemon.process.send_signal(signal.SIGTERM)
         status = daemon.process.wait(15)

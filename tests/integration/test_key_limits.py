@@ -6,23 +6,37 @@ Per-key bounds on the real daemon: requests in flight
 import http.client
 import json
 import threading
-import time
 
 from llmedge.testing import Daemon
+from tests.integration.conftest import wait_in_flight
 
-CHAT = json.dumps({"model": "slow", "messages": [{"role": "user", "content": "hi"}]})
 
-
-def post(address, key, results=None):
+def chat(address, key, max_tokens=None, stream=False, model="mock", results=None):
+    """
+    One chat completion on a connection of its own: the response and its
+    body (and its status appended to C{results}, for threads).
+    """
+    body = {"model": model, "stream": stream,
+            "messages": [{"role": "user", "content": "count my tokens please"}]}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     connection = http.client.HTTPConnection(*address, timeout=20)
-    connection.request("POST", "/v1/chat/completions", CHAT,
+    connection.request("POST", "/v1/chat/completions", json.dumps(body),
                        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     response = connection.getresponse()
-    body = json.loads(response.read())
+    raw = response.read()
     connection.close()
     if results is not None:
         results.append(response.status)
-    return response.status, body
+    return response, raw
+
+
+def post(address, key, results=None):
+    """
+    A chat completion of the slow model: its status and JSON body.
+    """
+    response, raw = chat(address, key, model="slow", results=results)
+    return response.status, json.loads(raw)
 
 
 def test_max_concurrent_requests(tmp_path):
@@ -46,34 +60,6 @@ def test_max_concurrent_requests(tmp_path):
         first.join(20)
         assert results == [200]
         assert post(daemon.host_port, "sk-one-at-a-time")[0] == 200
-
-
-def chat(address, key, max_tokens, stream=False, model="mock", results=None):
-    body = {"model": model, "max_tokens": max_tokens, "stream": stream,
-            "messages": [{"role": "user", "content": "count my tokens please"}]}
-    connection = http.client.HTTPConnection(*address, timeout=20)
-    connection.request("POST", "/v1/chat/completions", json.dumps(body),
-                       {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    response = connection.getresponse()
-    raw = response.read()
-    connection.close()
-    if results is not None:
-        results.append(response.status)
-    return response, raw
-
-
-def wait_in_flight(address, count):
-    """
-    Until /metrics counts C{count} requests in flight besides the scrape.
-    """
-    deadline = time.monotonic() + 10
-    while True:
-        metrics = http.client.HTTPConnection(*address, timeout=5)
-        metrics.request("GET", "/metrics")
-        if f"llmedge_http_requests_in_flight {count + 1}.0" in metrics.getresponse().read().decode():
-            return
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
 
 
 def test_tokens_per_minute_reserved_then_settled(tmp_path):

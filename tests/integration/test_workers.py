@@ -11,11 +11,10 @@ import os
 import re
 import signal
 import ssl
-import time
 
 import pytest
 
-from llmedge.testing import Daemon
+from llmedge.testing import Daemon, wait_until
 from llmedge.testing.certs import make_pki
 
 KEY = "sk-workers-test"
@@ -44,14 +43,6 @@ def alive(pid):
     # a zombie is dead too
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def chat(host, port):
