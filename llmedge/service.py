@@ -255,6 +255,9 @@ class EdgeService(TopService):
             self.spans = SpanExporter(config["tracing.otlp_endpoint"], reactor)
         #: Set when the service stops: /health/ready answers 503 from then on.
         self.draining = False
+        # The start-up value, as a supervisor's own wait for its workers
+        # uses: a restart-only setting.
+        self._grace = config["server.shutdown_grace_seconds"]
         self.probe = ProviderProbe(
             reactor, routed_providers(config), config["health.probe_interval_seconds"])
         self.probe.setServiceParent(self)
@@ -427,7 +430,7 @@ class EdgeService(TopService):
         self.draining = True
         listening = DeferredList([maybeDeferred(listener.stopService) for listener in self.listeners])
         drained = listening.addCallback(
-            lambda _: drain(self.site, self._reactor, self.config["server.shutdown_grace_seconds"]))
+            lambda _: drain(self.site, self._reactor, self._grace))
         drained.addCallback(self._drained)
         drained.addErrback(lambda f: self._log.failure("Draining failed", f))
         return drained.addBoth(lambda _: self._stop_the_rest())

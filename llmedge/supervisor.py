@@ -259,11 +259,11 @@ class Supervisor(TopService):
             return
         status = _status(reason)
         lived = self._reactor.seconds() - worker.started
-        delay = self._delays[worker.index]
-        self._delays[worker.index] = (
-            FIRST_DELAY if lived >= STABLE_AFTER else min(LONGEST_DELAY, delay * 2))
-        if lived >= STABLE_AFTER:
-            delay = FIRST_DELAY
+        if lived >= STABLE_AFTER:  # an accident: start over
+            delay = self._delays[worker.index] = FIRST_DELAY
+        else:  # dying young: each time twice as long to wait
+            delay = self._delays[worker.index]
+            self._delays[worker.index] = min(LONGEST_DELAY, delay * 2)
         self._log.error(
             "Worker {index} (pid {pid}) {status}; restarting it in {delay:g} s",
             index=worker.index, pid=worker.pid, status=status, delay=delay)
