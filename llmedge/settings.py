@@ -195,6 +195,14 @@ SETTINGS: tuple[Setting, ...] = (
             "PEM file of CAs to verify upstreams with (default: the system's)"),
     Setting("upstream", "cooldown_seconds", "UPSTREAM_COOLDOWN_SECONDS", seconds_or_zero, 10.0,
             "seconds a failed provider is skipped when a model has other targets"),
+    Setting("upstream", "max_response_bytes", "UPSTREAM_MAX_RESPONSE_BYTES", integer(1024),
+            64 * 1024 * 1024, "largest upstream answer read, in bytes"),
+    Setting("upstream", "max_error_bytes", "UPSTREAM_MAX_ERROR_BYTES", integer(1024), 65536,
+            "largest upstream error body read, in bytes"),
+    Setting("upstream", "max_event_bytes", "UPSTREAM_MAX_EVENT_BYTES", integer(1024),
+            1024 * 1024, "largest upstream server-sent event read, in bytes"),
+    Setting("upstream", "max_header_value_bytes", "UPSTREAM_MAX_HEADER_VALUE_BYTES",
+            integer(16, 65536), 1024, "longest upstream header value relayed, in bytes"),
     Setting("log", "level", "LOG_LEVEL",
             choice("debug", "info", "warn", "warning", "error", "critical"), "info",
             "lowest level logged"),
@@ -252,6 +260,8 @@ _UPSTREAM = {
     "headers": header_table,
     "connect_timeout": seconds,
     "first_byte_timeout": seconds,
+    "max_response_bytes": integer(1024),
+    "max_event_bytes": integer(1024),
 }
 
 #: Provider kinds this version can build, and the settings each accepts in

@@ -52,7 +52,9 @@ class Exchange:
         call to its last byte.
     @ivar first_token_seconds: for streams, from the call to the first event.
     @ivar outcome: the provider call's end: C{ok}, C{error}, C{timeout},
-        C{cancelled}; L{None} when no provider was called.
+        C{cancelled}, C{unreachable} (no answer came), C{malformed} (what
+        came was not an answer), C{too_large} (over a bound); L{None} when
+        no provider was called.
     @ivar error_code: the code (or type) of the error answered, if any.
     @ivar upstream_span_id: the span id of the provider call, when traced.
     """

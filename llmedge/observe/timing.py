@@ -37,7 +37,8 @@ class UpstreamTimer:
 
     def done(self, outcome: str, usage: object = None) -> None:
         """
-        The call is over: C{ok}, C{error}, C{timeout} or C{cancelled}.
+        The call is over: C{ok}, C{timeout}, C{cancelled}, or how it failed
+        (C{error}, C{unreachable}, C{malformed}, C{too_large}).
         """
         self._exchange.upstream_seconds = self._clock.seconds() - self._started
         self._exchange.outcome = outcome
@@ -49,4 +50,6 @@ class UpstreamTimer:
         elif reason.check(CancelledError):
             self.done("cancelled")
         else:
-            self.done("error")
+            # Upstream errors say how the call failed (a host unreachable, an
+            # answer malformed or too large); anything else is an error.
+            self.done(getattr(reason.value, "outcome", None) or "error")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
-from twisted.web.client import readBody
 from zope.interface import implementer
 
 from llmedge.errors import invalid_request
@@ -24,13 +23,11 @@ from llmedge.providers.anthropic_response import (
     to_chat_completion,
 )
 from llmedge.providers.base import Call, IProvider
+from llmedge.providers.chunks import ReplayStream, completion_chunks
+from llmedge.providers.client import discard
 from llmedge.providers.events import UpstreamStream
-from llmedge.providers.upstream import (
-    Upstream,
-    read_json_object,
-    relayed_headers,
-    upstream_error,
-)
+from llmedge.providers.upstream import Upstream, is_json, media_type
+from llmedge.providers.upstream_errors import malformed
 
 API_VERSION = "2023-06-01"
 
@@ -76,26 +73,37 @@ class AnthropicProvider:
     @inlineCallbacks
     def chat_completion(self, call: Call, model: str):
         body = json.dumps(to_messages_request(call.body, model, self._max_tokens)).encode()
-        response = yield self._upstream.post(self._url, call.headers, body)
+        upstream = self._upstream
+        response = yield upstream.post(self._url, call.headers, body)
         if response.code != 200:
-            payload = yield readBody(response)
-            raise self._error(response, payload)
+            payload = yield upstream.read_error(response)
+            raise self._error(response, payload or b"")
         created = int(self._clock.seconds())
+        headers = upstream.relayed(response)
+        include = (call.body.get("stream_options") or {}).get("include_usage") is True
         if call.stream:
-            include = (call.body.get("stream_options") or {}).get("include_usage") is True
-            translator = StreamTranslator(call.model, created, include)
-            return UpstreamStream(
-                self.name, response, EventTranslation(translator), relayed_headers(response))
-        _, message = yield read_json_object(response, self.name)
+            kind = media_type(response)
+            if kind is None or kind == b"text/event-stream":
+                translator = StreamTranslator(call.model, created, include)
+                return UpstreamStream(self.name, response, EventTranslation(translator), headers,
+                                      max_event=upstream.bounds.event)
+            if not is_json(kind):
+                discard(response)
+                raise malformed(self.name, "a stream request answered with a body that is "
+                                           "neither text/event-stream nor JSON")
+        _, message = yield upstream.read_json(response)
         if message.get("type") != "message":
-            raise upstream_error(self.name, 502,
-                                 f"Provider '{self.name}' sent a response that is not a message.",
-                                 "upstream_malformed_response")
-        return to_chat_completion(message, call.model, created)
+            raise malformed(self.name, "a body that is not a message")
+        completion = to_chat_completion(message, call.model, created)
+        if not call.stream:
+            return completion
+        # A server that ignored "stream": its whole answer, streamed.
+        return ReplayStream(completion_chunks(completion, include), completion.get("usage"),
+                            headers)
 
     def _error(self, response, payload: bytes):
-        headers = {k.decode().lower(): v[0].decode("latin-1")
-                   for k, v in response.headers.getAllRawHeaders()}
+        retry = self._upstream.retry_after(response)
+        headers = {"retry-after": retry[0][1].decode()} if retry else {}
         error = error_from_anthropic(response.code, payload, headers)
         error.retryable = response.code >= 500 or response.code == 429
         error.provider = self.name

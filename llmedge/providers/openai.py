@@ -10,68 +10,93 @@ intact. Answers come back the same way: the JSON is parsed once, for its
 token usage, and relayed byte for byte.
 
 For streams llmedge asks for C{stream_options.include_usage} (to count
-tokens) when the client did not, and then keeps that extra usage chunk to
-itself: the client sees exactly the chunks it asked for.
+tokens) when the client did not, and then keeps that extra usage to itself
+(L{llmedge.providers.openai_stream}): the client sees exactly the chunks it
+asked for. A server that ignores C{"stream": true} and answers in one JSON
+piece is streamed that answer (L{llmedge.providers.chunks}); any other kind
+of body to a stream request is a malformed answer, refused before the
+client has been sent anything, so the next target can be tried.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.web.client import readBody
 from zope.interface import implementer
 
 from llmedge.errors import APIError
 from llmedge.providers.base import Answer, Call, IProvider
+from llmedge.providers.chunks import ReplayStream, completion_chunks
+from llmedge.providers.client import discard
 from llmedge.providers.events import UpstreamStream
-from llmedge.providers.upstream import (
-    Upstream,
-    read_json_object,
-    relayed_headers,
-    upstream_error,
-)
+from llmedge.providers.openai_stream import ChunkRelay
+from llmedge.providers.upstream import Upstream, is_json, media_type
+from llmedge.providers.upstream_errors import malformed, upstream_error
 
 
-def error_from_openai(provider: str, status: int, body: bytes, headers) -> APIError:
+def error_from_openai(
+    provider: str, status: int, body: bytes | None, retry: Sequence[tuple[bytes, bytes]] = ()
+) -> APIError:
     """
     The client's error for an upstream error response.
 
     The upstream's own OpenAI error is kept where it speaks of the request
     (4xx); a 401/403 means llmedge's key for the provider was refused, which
     is no fault of the client's key, so it becomes a 502; 5xx become 502
-    (503 stays 503); 429 keeps its Retry-After. Bodies that are not OpenAI
-    errors (an HTML page from a load balancer) are never shown.
+    (503 stays 503); 429 and 503 keep the upstream's wait (C{retry}, the
+    C{Retry-After} header as L{Upstream.retry_after} rebuilt it). Bodies
+    that are not OpenAI errors (an HTML page from a load balancer, a body
+    over the bound, L{None}) are never shown; the fields of one that is
+    are passed on only when they are strings of a sane length.
     """
-    upstream = _openai_error(body)
-    retry = [(b"Retry-After", v) for v in headers.getRawHeaders(b"retry-after", [])[:1]]
+    upstream = _openai_error(body) if body else None
+    said = _text(upstream, "message", _MESSAGE_LIMIT, cut=True)
     if status == 429:
-        message = (upstream or {}).get("message") or f"Provider '{provider}' is rate limiting."
-        return upstream_error(provider, 429, message, "rate_limit_exceeded",
-                              type="rate_limit_error", headers=retry)
+        return upstream_error(provider, 429, said or f"Provider '{provider}' is rate limiting.",
+                              "rate_limit_exceeded", type="rate_limit_error", headers=retry)
     if status in (401, 403):
         return upstream_error(
             provider, 502, f"Provider '{provider}' refused llmedge's credentials.",
             "upstream_auth_failed")
     if status >= 500 or upstream is None:
         message = f"Provider '{provider}' failed with status {status}."
-        if upstream is not None and upstream.get("message"):
-            message += f" It said: {upstream['message']}"
+        if said:
+            message += f" It said: {said}"
         out = 503 if status == 503 else 502
         return upstream_error(provider, out, message, "upstream_error",
-                              retryable=status >= 500, headers=retry)
-    error = APIError(status, str(upstream.get("message") or "Upstream error."),
-                     type=str(upstream.get("type") or "invalid_request_error"),
-                     param=upstream.get("param"), code=upstream.get("code"))
+                              retryable=status >= 500, headers=retry if out == 503 else ())
+    error = APIError(status, said or "Upstream error.",
+                     type=_text(upstream, "type", 100) or "invalid_request_error",
+                     param=_text(upstream, "param", 200), code=_text(upstream, "code", 100))
     error.retryable = False
     return error
+
+
+#: The longest upstream error message passed on; longer ones are cut.
+_MESSAGE_LIMIT = 1000
+
+
+def _text(error: dict[str, Any] | None, field: str, limit: int, cut: bool = False) -> str | None:
+    """
+    A field of an upstream error, when it is a non-empty string of at most
+    C{limit} characters; a longer one is dropped, or with C{cut} (a message,
+    which reads fine shortened) cut to C{limit}.
+    """
+    value = error.get(field) if error is not None else None
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) <= limit:
+        return value
+    return value[:limit] + "…" if cut else None
 
 
 def _openai_error(body: bytes) -> dict[str, Any] | None:
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     error = document.get("error") if isinstance(document, dict) else None
     return error if isinstance(error, dict) else None
@@ -122,37 +147,45 @@ class OpenAIProvider:
     @inlineCallbacks
     def _call(self, path: bytes, call: Call, model: str):
         body, strip_usage = self._body(call, model)
-        response = yield self._upstream.post(self._base + path, call.headers, body)
+        upstream = self._upstream
+        response = yield upstream.post(self._base + path, call.headers, body)
         if response.code != 200:
-            payload = yield readBody(response)
-            raise error_from_openai(self.name, response.code, payload, response.headers)
+            payload = yield upstream.read_error(response)
+            raise error_from_openai(self.name, response.code, payload,
+                                    upstream.retry_after(response))
+        headers = upstream.relayed(response)
         if call.stream and call.endpoint != "embeddings":
-            return UpstreamStream(
-                self.name, response, ChunkRelay(strip_usage), relayed_headers(response))
-        payload, document = yield read_json_object(response, self.name)
-        return Answer(payload, document.get("usage"), relayed_headers(response))
+            kind = media_type(response)
+            if kind is None or kind == b"text/event-stream":
+                return UpstreamStream(self.name, response, ChunkRelay(strip_usage), headers,
+                                      max_event=upstream.bounds.event)
+            if not is_json(kind):
+                discard(response)
+                raise malformed(self.name, "a stream request answered with a body that is "
+                                           "neither text/event-stream nor JSON")
+            # A server that ignored "stream": its whole answer, streamed.
+            _, document = yield upstream.read_json(response)
+            include = not strip_usage and call.endpoint != "embeddings"
+            return self._replay(document, call, include, headers)
+        payload, document = yield upstream.read_json(response)
+        return Answer(payload, document.get("usage"), headers)
 
-
-class ChunkRelay:
-    """
-    Relay OpenAI chunks byte for byte, checking each is JSON, noting the
-    usage, and holding back the usage chunk llmedge asked for itself.
-    """
-
-    def __init__(self, strip_usage: bool) -> None:
-        self.usage: dict | None = None
-        self._strip_usage = strip_usage
-
-    def __call__(self, event, data: bytes, deliver) -> bool:
-        if data == b"[DONE]":
-            return True
-        chunk = json.loads(data)
-        if not isinstance(chunk, dict):
-            raise ValueError("not an object")
-        usage = chunk.get("usage")
-        if usage and not chunk.get("choices"):
-            self.usage = usage
-            if self._strip_usage:
-                return False
-        deliver(data)
-        return False
+    def _replay(self, document: dict, call: Call, include_usage: bool, headers) -> ReplayStream:
+        """
+        The stream a complete answer stands for, for a client that asked for
+        a stream from a server that answered in one piece.
+        """
+        if "choices" not in document:
+            said = _text(document.get("error") if isinstance(document.get("error"), dict)
+                         else None, "message", _MESSAGE_LIMIT, cut=True)
+            if said is None:
+                raise malformed(self.name, "a body that is not an answer")
+            raise upstream_error(self.name, 502,
+                                 f"Provider '{self.name}' answered with an error: {said}",
+                                 "upstream_error")
+        try:
+            events = completion_chunks(document, include_usage)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise malformed(self.name, "an answer of an unexpected shape") from None
+        usage = document.get("usage")
+        return ReplayStream(events, usage if isinstance(usage, dict) else None, headers)

@@ -11,6 +11,7 @@ lets C{/v1/models} list exactly what the request handlers will accept.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -23,7 +24,7 @@ from llmedge.providers.anthropic import AnthropicProvider
 from llmedge.providers.fallback import Breaker
 from llmedge.providers.mock import MockProvider
 from llmedge.providers.openai import OpenAIProvider
-from llmedge.providers.upstream import Upstream
+from llmedge.providers.upstream import Bounds, Upstream
 
 
 class Router:
@@ -95,19 +96,38 @@ class _Never:
         return 0.0
 
 
-def _build_provider(reactor, spec: ProviderConfig, clients: ClientFactory) -> IProvider:
+def _build_provider(reactor, spec: ProviderConfig, clients: ClientFactory,
+                    bounds: Bounds) -> IProvider:
     options = dict(spec.options)
     if spec.kind == "mock":
         return MockProvider(reactor, name=spec.name, **options)
+    bounds = replace(
+        bounds,
+        response=options.pop("max_response_bytes", bounds.response),
+        event=options.pop("max_event_bytes", bounds.event),
+    )
     upstream = Upstream(
         spec.name, clients(options.pop("connect_timeout", 10.0)), reactor,
-        options.pop("headers", None), options.pop("first_byte_timeout", 60.0),
+        options.pop("headers", None), options.pop("first_byte_timeout", 60.0), bounds,
     )
     base_url = options.pop("base_url")
     options.pop("api_key_env", None)
     if spec.kind == "openai":
         return OpenAIProvider(upstream, base_url, spec.api_key)
     return AnthropicProvider(upstream, base_url, spec.api_key, **options)
+
+
+def upstream_bounds(config: Config) -> Bounds:
+    """
+    The bounds on what upstreams may send, from the C{[upstream]} settings
+    (a provider's table may raise or lower its own answer and event bounds).
+    """
+    return Bounds(
+        response=config["upstream.max_response_bytes"],
+        error=config["upstream.max_error_bytes"],
+        event=config["upstream.max_event_bytes"],
+        header_value=config["upstream.max_header_value_bytes"],
+    )
 
 
 ClientFactory = Callable[[float], HTTP11Client]
@@ -122,8 +142,10 @@ def build_router(config: Config, reactor: IReactorTime, clients: ClientFactory |
     """
     if clients is None:
         clients = _no_upstreams
+    bounds = upstream_bounds(config)
     providers = {
-        name: _build_provider(reactor, spec, clients) for name, spec in config.providers.items()
+        name: _build_provider(reactor, spec, clients, bounds)
+        for name, spec in config.providers.items()
     }
     breaker = Breaker(reactor, config["upstream.cooldown_seconds"])
     return Router(config.models, providers, int(reactor.seconds()), breaker)

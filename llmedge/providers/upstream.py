@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.unit.test_upstream -*-
 """
 Talking HTTP to upstream providers: the shared connection pool, one POST
-with a first-byte timeout, and the mapping of transport failures to errors
-a client can act on.
+with a first-byte timeout, answers read within their bounds (L{Bounds}),
+and the headers worth passing on; failures become errors a client can act
+on (L{llmedge.providers.upstream_errors}).
 
 One L{ConnectionPool} serves every provider of the process, so connections
 to a provider are reused across requests (the TLS handshake is paid once,
@@ -18,25 +19,44 @@ llmedge needs none of it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from dataclasses import dataclass
 
-from twisted.internet import error as net
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import BrowserLikePolicyForHTTPS, ResponseFailed, ResponseNeverReceived
+from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IResponse
 
 from llmedge import __version__
-from llmedge.errors import APIError
-from llmedge.providers.client import ConnectionPool, HTTP11Client
-from llmedge.providers.response import read_body
+from llmedge.providers.client import ConnectionPool, HTTP11Client, read_body
+from llmedge.providers.headers import MAX_VALUE, relayed_headers, retry_after_header
+from llmedge.providers.upstream_errors import (
+    first_byte_timeout,
+    from_failure,
+    malformed,
+    upstream_error,
+)
+
+__all__ = [
+    "Bounds", "Upstream", "is_json", "make_client", "make_pool", "media_type", "post",
+    "tls_policy", "upstream_error",
+]
 
 USER_AGENT = f"llmedge/{__version__}".encode()
 
-#: Upstream response headers relayed to the client: the provider's own rate
-#: limits (unless llmedge set the same header itself) and its request id.
-RELAYED_PREFIXES = (b"x-ratelimit-", b"openai-processing-ms", b"anthropic-ratelimit-")
+@dataclass(frozen=True)
+class Bounds:
+    """
+    The most llmedge reads of what one upstream sends, in bytes: a whole
+    answer (large embedding batches run to tens of MB), an error body, one
+    server-sent event, one relayed header value. The head of a response is
+    bounded apart, by L{llmedge.providers.client.MAX_HEAD}.
+    """
+
+    response: int = 64 * 1024 * 1024
+    error: int = 64 * 1024
+    event: int = 1024 * 1024
+    header_value: int = MAX_VALUE
 
 
 def make_pool(reactor, per_host: int, idle_timeout: float) -> ConnectionPool:
@@ -81,56 +101,6 @@ def make_client(
     return HTTP11Client(reactor, pool, connect_timeout, policy)
 
 
-def upstream_error(
-    provider: str,
-    status: int,
-    message: str,
-    code: str,
-    type: str = "upstream_error",
-    headers: Iterable[tuple[bytes, bytes]] = (),
-    retryable: bool = True,
-) -> APIError:
-    """
-    An error caused upstream; C{retryable} ones let the next target try.
-    """
-    error = APIError(status, message, type=type, code=code, headers=headers)
-    error.retryable = retryable
-    error.provider = provider
-    return error
-
-
-def unreachable(provider: str, reason: Failure) -> APIError:
-    """
-    The error for a request that never got a response, with a short cause
-    and never Twisted's failure text.
-    """
-    cause = "the connection failed"
-    inner = reason.value
-    if isinstance(inner, ResponseNeverReceived | ResponseFailed) and inner.reasons:
-        inner = inner.reasons[0].value
-    if isinstance(inner, net.ConnectionRefusedError):
-        cause = "connection refused"
-    elif isinstance(inner, net.DNSLookupError):
-        cause = "its host name does not resolve"
-    elif isinstance(inner, net.TimeoutError | net.TCPTimedOutError):
-        cause = "the connection timed out"
-    elif type(inner).__module__.startswith("OpenSSL") or "SSL" in type(inner).__name__:
-        cause = "the TLS handshake failed"
-    elif isinstance(inner, net.ConnectionLost | net.ConnectionDone):
-        cause = "the connection was closed before a response"
-    return upstream_error(
-        provider, 502, f"Provider '{provider}' is unreachable: {cause}.", "upstream_unreachable"
-    )
-
-
-def first_byte_timeout(provider: str, seconds: float) -> APIError:
-    return upstream_error(
-        provider, 504,
-        f"Provider '{provider}' sent no response within {seconds:g} seconds.",
-        "upstream_timeout",
-    )
-
-
 def post(
     client: HTTP11Client,
     clock: IReactorTime,
@@ -143,9 +113,10 @@ def post(
     """
     POST C{body} and fire with the response once its headers arrived.
 
-    Fails with a 502 L{APIError} when no response comes, or a 504 when its
-    headers take longer than C{first_byte} seconds. Cancelling the
-    Deferred closes the connection.
+    Fails with a 502 L{APIError} when no response comes or what comes is
+    not HTTP (L{from_failure} tells which), or a 504 when its headers take
+    longer than C{first_byte} seconds. Cancelling the Deferred closes the
+    connection.
     """
     request_headers = {b"user-agent": USER_AGENT, b"content-type": b"application/json"}
     request_headers.update(headers)
@@ -159,18 +130,36 @@ def post(
     d.addTimeout(first_byte, clock, onTimeoutCancel=timed_out)
 
     def failed(reason: Failure):
-        if reason.check(APIError, CancelledError):
+        if reason.check(CancelledError):
             return reason
-        raise unreachable(provider, reason)
+        raise from_failure(provider, reason)
 
     return d.addErrback(failed)
+
+
+def media_type(response: IResponse) -> bytes | None:
+    """
+    The response's media type, lower-case and without parameters
+    (C{b"text/event-stream"}), or L{None} when it names none.
+    """
+    value = response.headers.getRawHeaders(b"content-type", [None])[0]
+    if value is None:
+        return None
+    return value.split(b";", 1)[0].strip().lower() or None
+
+
+def is_json(kind: bytes | None) -> bool:
+    """
+    Whether a media type is JSON (C{application/json}, C{…+json}).
+    """
+    return kind is not None and (kind == b"application/json" or kind.endswith(b"+json"))
 
 
 class Upstream:
     """
     What every HTTP provider shares: its name, HTTP client, clock, the
-    headers it sends with every request (its key among them) and its
-    first-byte timeout.
+    headers it sends with every request (its key among them), its
+    first-byte timeout and the bounds on what it may send back.
     """
 
     def __init__(
@@ -180,11 +169,13 @@ class Upstream:
         clock: IReactorTime,
         headers: dict[str, str] | None,
         first_byte_timeout: float,
+        bounds: Bounds = Bounds(),
     ) -> None:
         self.name = name
         self._client = client
         self.clock = clock
         self.first_byte = first_byte_timeout
+        self.bounds = bounds
         self.headers = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
 
     def post(self, url: bytes, call_headers: dict[str, str], body: bytes) -> Deferred[IResponse]:
@@ -197,45 +188,56 @@ class Upstream:
             headers[name.encode("latin-1")] = value.encode("latin-1")
         return post(self._client, self.clock, self.name, url, headers, body, self.first_byte)
 
+    def read_json(self, response: IResponse) -> Deferred[tuple[bytes, dict]]:
+        """
+        The body of a 200 response and the JSON object it holds, read up to
+        C{bounds.response} bytes; fired at once when the body came with the
+        response's head.
 
-def read_json_object(response: IResponse, provider: str) -> Deferred[tuple[bytes, dict]]:
-    """
-    The body of a 200 response and the JSON object it holds; fired at once
-    when the body came with the response's head.
+        @raise APIError: 502 when the body is not a JSON object (an HTML
+            page from a proxy in between), could not be read whole, or is
+            over the bound.
+        """
+        name = self.name
 
-    @raise APIError: 502 when the body is not a JSON object (an HTML page
-        from a proxy in between) or could not be read whole.
-    """
+        def parse(payload: bytes) -> tuple[bytes, dict]:
+            try:
+                document = json.loads(payload)
+            except (ValueError, RecursionError):
+                document = None
+            if not isinstance(document, dict):
+                raise malformed(name, "a body that is not a JSON object")
+            return payload, document
 
-    def parse(payload: bytes) -> tuple[bytes, dict]:
-        try:
-            document = json.loads(payload)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise not_json()
-        return payload, document
+        return read_body(response, self.bounds.response).addCallbacks(parse, self._failed)
 
-    def failed(reason: Failure):
+    def read_error(self, response: IResponse) -> Deferred[bytes | None]:
+        """
+        The body of an error response, read up to C{bounds.error} bytes;
+        L{None} when it is larger or could not be read (the status alone
+        then speaks: an error is an error however its body ended).
+        """
+
+        def unread(reason: Failure):
+            if reason.check(CancelledError):
+                return reason
+            return None
+
+        return read_body(response, self.bounds.error).addErrback(unread)
+
+    def _failed(self, reason: Failure):
         if reason.check(CancelledError):
             return reason
-        raise not_json()
+        raise from_failure(self.name, reason)
 
-    def not_json() -> APIError:
-        return upstream_error(provider, 502,
-                              f"Provider '{provider}' sent a response that is not JSON.",
-                              "upstream_malformed_response")
+    def relayed(self, response: IResponse) -> tuple[tuple[bytes, bytes], ...]:
+        """
+        The response's headers to pass on to the client, checked.
+        """
+        return relayed_headers(response.headers, self.bounds.header_value)
 
-    return read_body(response).addCallbacks(parse, failed)
-
-
-def relayed_headers(response: IResponse) -> tuple[tuple[bytes, bytes], ...]:
-    """
-    The upstream headers worth passing on to the client.
-    """
-    found = []
-    for name, values in response.headers.getAllRawHeaders():
-        lower = name.lower()
-        if lower.startswith(RELAYED_PREFIXES):
-            found.extend((lower, v) for v in values)
-    return tuple(found)
+    def retry_after(self, response: IResponse) -> list[tuple[bytes, bytes]]:
+        """
+        The C{Retry-After} to give the client for this (429 or 503) answer.
+        """
+        return retry_after_header(response.headers, self.clock.seconds())

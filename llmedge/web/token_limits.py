@@ -139,14 +139,15 @@ class TokenLimiter:
     def _settle(self, _, request, bucket: str, limit: Limit, reserved: int) -> None:
         """
         The request ended: settle on what it used. Refused or failed
-        upstream (no provider answered): all of it back. Answered: the usage
-        reported, or, without one, the reservation stands. Timed out or
-        abandoned by its client: the provider may have worked for it, so
-        the reservation stands (or what usage says, if more).
+        upstream (an error status, or no provider reached): all of it back.
+        Answered: the usage reported, or, without one, the reservation
+        stands. Timed out, abandoned by its client, or answered in a form
+        llmedge refused (malformed, too large): the provider may have worked
+        for it, so the reservation stands (or what usage says, if more).
         """
         exchange = request.exchange
         used = (exchange.prompt_tokens or 0) + (exchange.completion_tokens or 0)
-        if exchange.outcome in (None, "error"):
+        if exchange.outcome in (None, "error", "unreachable"):
             used = 0
         elif not used or (exchange.outcome != "ok" and used < reserved):
             return

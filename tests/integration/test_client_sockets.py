@@ -15,8 +15,8 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseNeverReceived
 
 from llmedge.providers.client import ConnectionPool, HTTP11Client
-from llmedge.providers.response import read_body
-from llmedge.providers.upstream import unreachable
+from llmedge.providers.client import read_body
+from llmedge.providers.upstream_errors import unreachable
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from zope.interface.verify import verifyObject
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 
 from llmedge.providers.client import MAX_BUFFER, ConnectionPool, HTTP11Client
-from llmedge.providers.http1 import MAX_HEAD, MalformedResponse
-from llmedge.providers.response import read_body
-from llmedge.providers.upstream import unreachable
+from llmedge.providers.client import MAX_HEAD, MalformedResponse
+from llmedge.providers.client import read_body
+from llmedge.providers.upstream_errors import from_failure, unreachable
 
 URL = b"http://example.com:8080/v1/chat/completions"
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
@@ -209,7 +209,7 @@ def test_a_response_split_anywhere_reads_the_same(response, body):
         protocol.dataReceived(response[:split])
         protocol.dataReceived(response[split:])
         assert body_of(d) == body, split
-        assert up.pool._get((b"http", b"example.com", 8080)) is not None, split
+        assert up.pool.take((b"http", b"example.com", 8080)) is not None, split
 
 
 @pytest.mark.parametrize("response", [CHUNKED, OK])
@@ -261,7 +261,7 @@ def test_no_body_after_head_204_and_304(method, status):
     up = Upstreams()
     d, _, _ = up.exchange(b"HTTP/1.1 %d X\r\nContent-Length: 5\r\n\r\n" % status, method=method)
     assert body_of(d) == b""
-    assert up.pool._get((b"http", b"example.com", 8080)) is not None
+    assert up.pool.take((b"http", b"example.com", 8080)) is not None
 
 
 def test_informational_responses_are_skipped():
@@ -329,14 +329,17 @@ def test_connection_closed_before_any_response():
     assert "closed before a response" in error.message
 
 
-def test_connection_closed_within_the_head():
+def test_connection_closed_within_the_head_is_a_malformed_response():
     up = Upstreams()
     d = up.request()
     protocol, _ = up.accept()
     protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-")
     protocol.connectionLost(Failure(net.ConnectionLost()))
     assert type(d.result.value) is ResponseFailed
-    assert "closed before a response" in unreachable("up", d.result).message
+    error = from_failure("up", d.result)
+    assert error.code == "upstream_malformed_response"
+    assert "closed in the middle of the response head" in error.message
+    d.addErrback(lambda _: None)
     d.addErrback(lambda _: None)
 
 
@@ -451,7 +454,7 @@ def test_connection_closed_by_the_server_while_idle_leaves_the_pool():
     up = Upstreams()
     _, protocol, _ = up.exchange(OK)
     protocol.connectionLost(Failure(net.ConnectionDone()))
-    assert up.pool._get((b"http", b"example.com", 8080)) is None
+    assert up.pool.take((b"http", b"example.com", 8080)) is None
     up.request()
     assert up.connections == 2
 
@@ -461,7 +464,7 @@ def test_bytes_on_an_idle_connection_close_it():
     _, protocol, transport = up.exchange(OK)
     protocol.dataReceived(b"HTTP/1.1 200 OK\r\n")
     assert transport.disconnecting
-    assert up.pool._get((b"http", b"example.com", 8080)) is None
+    assert up.pool.take((b"http", b"example.com", 8080)) is None
 
 
 def test_close_cached_connections_fires_once_they_are_closed():
@@ -565,7 +568,7 @@ def test_connection_paused_by_its_consumer_reads_again_in_the_pool():
     protocol.dataReceived(OK[-2:])
     assert reader.reason.check(ResponseDone)
     assert transport.producerState == "producing"
-    assert up.pool._get((b"http", b"example.com", 8080)) is not None
+    assert up.pool.take((b"http", b"example.com", 8080)) is not None
 
 
 def test_stopping_a_finished_body_leaves_the_pooled_connection_alone():

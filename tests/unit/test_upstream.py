@@ -12,13 +12,13 @@ from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseDone, ResponseNeverReceived
-from twisted.web.http_headers import Headers
 
 from llmedge.providers.base import Call
 from llmedge.providers.events import SSEReader, UpstreamStream
 from llmedge.providers.openai import ChunkRelay, OpenAIProvider, error_from_openai
 from llmedge.providers.client import ConnectionPool, HTTP11Client
-from llmedge.providers.upstream import USER_AGENT, Upstream, read_json_object, unreachable
+from llmedge.providers.upstream import USER_AGENT, Bounds, Upstream
+from llmedge.providers.upstream_errors import unreachable
 
 
 class Transport:
@@ -162,16 +162,36 @@ class UpstreamStreamTests(SynchronousTestCase):
     ],
 )
 def test_upstream_errors_map_to_client_errors(status, body, expected_status, code):
-    error = error_from_openai("up", status, body, Headers({b"retry-after": [b"7"]}))
+    error = error_from_openai("up", status, body, [(b"Retry-After", b"7")])
     assert (error.status, error.code) == (expected_status, code)
     assert b"<html>" not in error.body()
     assert b"sk-upstream" not in error.body()
 
 
 def test_upstream_429_keeps_retry_after():
-    error = error_from_openai("up", 429, b"{}", Headers({b"retry-after": [b"7"]}))
+    error = error_from_openai("up", 429, b"{}", [(b"Retry-After", b"7")])
     assert (b"Retry-After", b"7") in error.headers
     assert error.retryable
+
+
+def test_an_error_body_not_read_leaves_the_status_to_speak():
+    error = error_from_openai("up", 400, None)
+    assert (error.status, error.code) == (502, "upstream_error")
+    assert "status 400" in error.message
+
+
+@pytest.mark.parametrize("field,value", [
+    ("type", {"nested": True}), ("param", ["a"]), ("code", 7), ("type", "t" * 101),
+])
+def test_upstream_error_fields_that_are_not_sane_strings_are_dropped(field, value):
+    body = json.dumps({"error": {"message": "bad", field: value}}).encode()
+    error = error_from_openai("up", 400, body)
+    assert json.loads(error.body())["error"][field] in (None, "invalid_request_error")
+
+
+def test_a_long_upstream_message_is_cut():
+    body = json.dumps({"error": {"message": "m" * 5000}}).encode()
+    assert len(error_from_openai("up", 400, body).message) <= 1001
 
 
 @pytest.mark.parametrize(
@@ -236,10 +256,11 @@ class Wire:
     An L{Upstream} over the real HTTP client, its socket a L{StringTransport}.
     """
 
-    def __init__(self, first_byte=60.0):
+    def __init__(self, first_byte=60.0, bounds=Bounds()):
         self.reactor = MemoryReactorClock()
         client = HTTP11Client(self.reactor, ConnectionPool(self.reactor), 5.0)
-        self.upstream = Upstream("up", client, self.reactor, {"X-Api-Key": "sk-up"}, first_byte)
+        self.upstream = Upstream("up", client, self.reactor, {"X-Api-Key": "sk-up"}, first_byte,
+                                 bounds)
 
     def post(self, body=b"{}"):
         d = self.upstream.post(b"http://example.com/v1/messages", {"x-request-id": "r1"}, body)
@@ -289,13 +310,13 @@ def test_cancelled_post_fails_with_cancelled_error():
     assert wire.transport.disconnected
 
 
-def answered(body, complete=True):
-    wire = Wire()
+def answered(body, complete=True, bounds=Bounds()):
+    wire = Wire(bounds=bounds)
     d = wire.post()
     wire.protocol.dataReceived(
         b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
         + (body if complete else body[:-1]))
-    return wire, read_json_object(d.result, "up")
+    return wire, wire.upstream.read_json(d.result)
 
 
 def test_json_answer_is_read_at_once():
@@ -316,3 +337,57 @@ def test_truncated_answer_is_a_502():
     wire.protocol.connectionLost(Failure(net.ConnectionLost()))
     assert read.result.value.status == 502
     read.addErrback(lambda _: None)
+
+
+def test_an_answer_over_the_bound_is_too_large_and_its_connection_dropped():
+    wire, read = answered(b'{"id": "%s"}' % (b"x" * 2000), complete=False,
+                          bounds=Bounds(response=1024))
+    assert (read.result.value.status, read.result.value.code) == (
+        502, "upstream_response_too_large")
+    read.addErrback(lambda _: None)
+    assert wire.transport.disconnected or wire.transport.disconnecting
+
+
+def test_a_whole_answer_over_the_bound_is_too_large_its_connection_kept():
+    wire, read = answered(b'{"id": "%s"}' % (b"x" * 2000), bounds=Bounds(response=1024))
+    assert read.result.value.code == "upstream_response_too_large"
+    read.addErrback(lambda _: None)
+    assert not wire.transport.disconnecting  # all read: the connection is fine
+
+
+def error_answer(body, bounds=Bounds(error=1024)):
+    wire = Wire(bounds=bounds)
+    d = wire.post()
+    wire.protocol.dataReceived(
+        b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n"
+        % (len(body), body))
+    return wire, wire.upstream.read_error(d.result)
+
+
+def test_an_error_body_is_read_within_its_bound():
+    _, read = error_answer(b'{"error": {"message": "x"}}')
+    assert not read.called  # the chunked body has not ended yet
+
+
+def test_an_error_body_over_its_bound_is_dropped_with_its_connection():
+    wire, read = error_answer(b"e" * 2000)
+    assert read.result is None
+    assert wire.transport.disconnected or wire.transport.disconnecting
+
+
+def test_a_non_json_answer_to_a_stream_request_is_malformed_and_closed():
+    wire = Wire()
+    up = OpenAIProvider(wire.upstream, "http://example.com/v1", None)
+    call = Call("chat.completions", {"model": "m", "messages": [], "stream": True}, b"{}")
+    d = up.chat_completion(call, "m")
+    _, _, factory, _, _ = wire.reactor.tcpClients[-1]
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                          b"Content-Length: 100\r\n\r\n<html>")
+    error = d.result.value
+    d.addErrback(lambda _: None)
+    assert (error.status, error.code, error.retryable) == (
+        502, "upstream_malformed_response", True)
+    assert transport.disconnected or transport.disconnecting
