@@ -19,7 +19,22 @@ timeout, which a client sending one byte a second never meets. Here:
     requests is Twisted's idle timeout), and the body within
     C{body_timeout} seconds of the head: a real bound, not an idle one.
     Past it the client gets a 408 C{request_timeout} (or, if it never sent
-    a byte, just a closed connection).
+    a byte, just a closed connection);
+  - an HTTP/1.1 request without a C{Host} header, or any request with two,
+    is a 400 C{bad_request} (RFC 9112, 3.2);
+  - a client that does not read its answers is not read either. Twisted
+    stops reading a connection whose unsent output passed the transport's
+    high-water mark only between requests, and replays the requests
+    pipelined behind one as soon as it is answered: requests answered at
+    once (401, 404, 429) would be produced without end into a buffer
+    nobody drains (CPU, memory, every other client's latency). Here, once the
+    transport says its buffer is full (C{pauseProducing}), the connection is
+    no longer read and what it pipelined is held, unparsed, until the
+    client has read it all (C{resumeProducing}); a request already being
+    answered goes on, its streaming producer paused as before. A held
+    connection whose client never reads is closed by Twisted's idle
+    timeout (the site's, 60 s: nothing is read, so nothing resets it), and
+    aborted C{abortTimeout} (15 s) later when its output cannot go.
 
 After each refusal the connection is half-closed and what the client still
 sends is discarded for L{LINGER_SECONDS}, so the client reads the answer
@@ -53,14 +68,44 @@ from llmedge.web.request import LINGER_SECONDS
 
 class EdgeChannel(HTTPChannel):
     """
-    An L{HTTPChannel} that refuses in OpenAI error JSON and bounds the time
+    An L{HTTPChannel} that refuses in OpenAI error JSON, bounds the time
     a request's head and body may take (the site's C{header_timeout} and
-    C{body_timeout}, in seconds; 0 or L{None}: no bound).
+    C{body_timeout}, in seconds; 0 or L{None}: no bound), insists on one
+    C{Host}, and reads no faster than its client reads.
     """
+
+    #: Twisted's undocumented insides this class relies on, all alike from
+    #: Twisted 24.7 to 26.10 (tests.unit.test_channel checks that each is
+    #: there and behaves as used here, so an upgrade that changes one fails
+    #: a test that names it):
+    #:   - HTTPChannel._handlingRequest: a request is being answered (from
+    #:     its last byte to C{requestDone}); meanwhile Twisted keeps what
+    #:     follows in C{_dataBuffer}, reading on up to
+    #:     C{_optimisticEagerReadSize} bytes, and C{requestDone} replays it;
+    #:   - HTTPChannel._networkProducer: the transport, to stop and restart
+    #:     reading (C{requestDone} leaves it paused while the transport has
+    #:     paused the channel);
+    #:   - HTTPChannel._version: the request line's version, until the
+    #:     request is handed over;
+    #:   - HTTPChannel._receivedHeaderSize, _receivedHeaderCount: the
+    #:     current head's bytes and headers so far;
+    #:   - HTTPChannel._respondToBadRequestAndDisconnect: called for every
+    #:     malformed request;
+    #:   - LineReceiver._buffer: bytes received and not parsed yet;
+    #:   - LineReceiver.paused (public, but only LineReceiver.dataReceived's
+    #:     loop reads it, HTTPChannel never sets it): while true nothing more
+    #:     is parsed, and C{dataReceived(b"")} parses on.
+    TWISTED_INSIDES = (
+        "_handlingRequest", "_dataBuffer", "_optimisticEagerReadSize", "_networkProducer",
+        "_version", "_receivedHeaderSize", "_receivedHeaderCount",
+        "_respondToBadRequestAndDisconnect", "_buffer", "paused",
+    )
 
     _closing = False
     _awaiting_head = True
     _in_body = False
+    #: The transport's buffer is over its mark: the client is not reading.
+    _output_blocked = False
     _head_timer: IDelayedCall | None = None
     _body_timer: IDelayedCall | None = None
     _linger: IDelayedCall | None = None
@@ -78,7 +123,11 @@ class EdgeChannel(HTTPChannel):
         # A timer only for what this chunk left unfinished: a request that
         # arrives whole, the usual case, starts and cancels none.
         if self._awaiting_head:
-            if self._head_timer is None and (self._receivedHeaderSize or self._partial_line()):
+            # Bytes held while the client does not read (pauseProducing)
+            # wait on llmedge, not on the client: no head timer for them.
+            if self._head_timer is None and not self.paused and (
+                self._receivedHeaderSize or self._partial_line()
+            ):
                 self._start_head_timer()
         elif self._in_body and self._body_timer is None:
             self._body_timer = self._later(
@@ -96,10 +145,15 @@ class EdgeChannel(HTTPChannel):
     def allHeadersReceived(self) -> None:
         self._awaiting_head = False
         self._cancel_timers()
+        if not self._one_host():
+            self._refuse(bad_request())
+            return
         super().allHeadersReceived()
         self._in_body = self.length != 0 and not self._closing
 
     def allContentReceived(self) -> None:
+        if self._closing:
+            return  # refused at the end of its head: never handed over
         self._in_body = False
         self._cancel_timers()
         super().allContentReceived()
@@ -108,7 +162,43 @@ class EdgeChannel(HTTPChannel):
         # The next request's clock starts at its first byte, which may be
         # buffered already and replayed by super().requestDone.
         self._awaiting_head = True
+        if self._output_blocked:
+            # The client has not read this answer: hold what it pipelined
+            # behind it (Twisted would replay it now) until it does.
+            self.paused = True
         super().requestDone(request)
+
+    # -- back-pressure -------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer passed its high-water mark. Twisted pauses
+        a streaming response, and stops reading only between requests; stop
+        reading in any case, and hold, unparsed, the requests already
+        received but not yet begun.
+        """
+        self._output_blocked = True
+        super().pauseProducing()
+        self._networkProducer.pauseProducing()
+        if not self._handlingRequest:
+            self.paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The client read everything: go on with what was held, in order,
+        and read again (while a request is being answered, as far as
+        Twisted reads ahead).
+        """
+        self._output_blocked = False
+        super().resumeProducing()
+        if self._output_blocked or self.transport.disconnecting:
+            return  # full again already (a streaming response went on), or closing
+        if self._handlingRequest:
+            if sum(map(len, self._dataBuffer)) <= self._optimisticEagerReadSize:
+                self._networkProducer.resumeProducing()
+        elif self.paused:
+            self.paused = False
+            self.dataReceived(b"")
 
     def connectionLost(self, reason) -> None:
         self._cancel_timers()
@@ -157,6 +247,15 @@ class EdgeChannel(HTTPChannel):
             if exchange is not None:
                 exchange.error_code = "request_timeout"
         self._refuse(request_timeout("body"))
+
+    def _one_host(self) -> bool:
+        """
+        RFC 9112 (3.2): an HTTP/1.1 request carries one C{Host} header (an
+        absolute-form target too), and no request two, even alike; HTTP/1.0
+        may carry none.
+        """
+        hosts = self.requests[-1].requestHeaders.getRawHeaders(b"host", [])
+        return len(hosts) == 1 or (not hosts and self._version != b"HTTP/1.1")
 
     def _partial_line(self) -> bool:
         return bool(getattr(self, "_buffer", b""))

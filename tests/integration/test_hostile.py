@@ -2,7 +2,8 @@
 Hostile input against the real daemon, over raw sockets: each kind gets a
 clear 4xx in OpenAI's error shape (or a closed connection), never a 500,
 never a traceback (in the answer or the log), never a stalled daemon; and
-a good request right after each one succeeds.
+a good request right after each one succeeds. A client that pipelines and
+never reads stops being read, and costs the daemon no memory to speak of.
 """
 
 import json
@@ -41,8 +42,10 @@ def daemon():
 
 
 def head(method=b"POST", target=CHAT, version=b"HTTP/1.1", headers=(), auth=True,
-         json_type=True):
-    lines = [method + b" " + target + b" " + version, b"Host: llmedge.test"]
+         json_type=True, host=True):
+    lines = [method + b" " + target + b" " + version]
+    if host:
+        lines.append(b"Host: llmedge.test")
     if auth:
         lines.append(b"Authorization: Bearer " + API_KEY.encode())
     if json_type:
@@ -292,6 +295,9 @@ def kinds():
         ("header-no-colon", head(headers=[b"no colon here"]), 400, None),
         ("header-nul-in-value", head(headers=[b"X-Nul: a\x00b"]), 400, None),
         ("header-bad-name", head(headers=[b"X Bad\x01: v"]), 400, None),
+        ("host-missing", post(GOOD, host=False), 400, None),
+        ("host-twice", post(GOOD, headers=[b"Host: other.test"]), 400, None),
+        ("host-twice-same-value", post(GOOD, headers=[b"Host: llmedge.test"]), 400, None),
         # request line and target
         ("http-0.9", b"GET /\r\n\r\n", 400, None),
         ("http-version-2.0", head(version=b"HTTP/2.0"), 400, None),
@@ -425,3 +431,115 @@ def test_absolute_form_target_is_served_as_its_path(daemon, healthy):
     response = exchange(daemon, post(GOOD, target=b"http://evil.example/v1/chat/completions"))[0]
     assert_good(response)
 
+
+# -- a client that pipelines and never reads -------------------------------------
+
+#: Answered at once: a 401 (no key) or a model list costs llmedge almost
+#: nothing to make, so only back-pressure stops a client asking for millions.
+UNKEYED = b"GET /v1/models HTTP/1.1\r\nHost: llmedge.test\r\n\r\n"
+KEYED = UNKEYED[:-2] + b"Authorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
+STALL = 3.0  # send() taking nothing for this long: llmedge stopped reading
+SENT_BOUND = 4 * 2**20
+RSS_BOUND = 20 * 2**20
+TWISTED_BUFFER = 65536  # a TCP transport's high-water mark (its bufferSize)
+
+
+def kernel_send_buffer_max():
+    """
+    The most Linux lets a socket's send buffer grow to by itself (it does,
+    for a peer that does not read): the daemon's answers it holds are not
+    llmedge's to bound.
+    """
+    with open("/proc/sys/net/ipv4/tcp_wmem") as wmem:
+        return int(wmem.read().split()[2])
+
+
+def rss(daemon):
+    with open(f"/proc/{daemon.process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def answered(daemon, status):
+    """
+    How many C{GET /v1/models} the daemon has answered with C{status},
+    from C{llmedge_http_requests_total} in /metrics.
+    """
+    metrics = head(b"GET", b"/metrics", auth=False, json_type=False)
+    code, _, body = exchange(daemon, metrics)[0]
+    assert code == 200
+    labels = (b'method="GET"', b'route="/v1/models"', b'status="%d"' % status)
+    return sum(
+        float(line.rsplit(b" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(b"llmedge_http_requests_total{") and all(x in line for x in labels)
+    )
+
+
+def answer_size(daemon, request, status):
+    """
+    The bytes of the answer to C{request} (asked with C{Connection: close},
+    so that its end is the connection's).
+    """
+    with socket.create_connection(daemon.host_port, timeout=WAIT) as sock:
+        sock.sendall(request[:-2] + b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 %d " % status)
+    return len(answer)
+
+
+def send_until_blocked(sock, data, bound):
+    """
+    Send C{data} over and over until C{send} takes nothing for L{STALL}
+    seconds; the bytes sent by then, or L{None} if C{bound} bytes went
+    first.
+    """
+    view = memoryview(data)
+    sent = offset = 0
+    sock.settimeout(STALL)
+    while sent < bound:
+        try:
+            n = sock.send(view[offset:])
+        except TimeoutError:
+            return sent
+        sent += n
+        offset = (offset + n) % len(data)
+    return None
+
+
+@pytest.mark.parametrize(("request_", "status"), [(UNKEYED, 401), (KEYED, 200)],
+                         ids=["unkeyed", "keyed"])
+def test_client_that_pipelines_and_never_reads_is_no_longer_read(daemon, healthy, request_,
+                                                                 status):
+    """
+    llmedge stops reading a client whose answers pile up unread: the
+    client's C{send} blocks, the daemon's memory stays put, and it answers
+    no more than the buffers between them hold (its transport's, the
+    kernel's), and no more at all while it serves another client.
+    """
+    size = answer_size(daemon, request_, status)
+    answered_bound = (kernel_send_buffer_max() + 2 * TWISTED_BUFFER) // size
+    rss_before, answered_before = rss(daemon), answered(daemon, status)
+    sock = socket.socket()
+    # Small buffers on the client's side, so that what the kernel holds is
+    # small beside the bounds.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    sock.connect(daemon.host_port)
+    try:
+        sent = send_until_blocked(sock, request_ * 1000, SENT_BOUND)
+        assert sent is not None, f"llmedge still reads after {SENT_BOUND} bytes"
+        grown = rss(daemon) - rss_before
+        count = answered(daemon, status) - answered_before
+        print(f"\n{sent} bytes ({sent // len(request_)} requests) sent before send blocked; "
+              f"{count:.0f} answered ({size} bytes each); RSS grew {grown / 2**20:.1f} MiB")
+        assert grown < RSS_BOUND
+        assert count < answered_bound
+        assert_good(exchange(daemon, chat())[0])
+        assert answered(daemon, status) - answered_before == count
+    finally:
+        sock.close()

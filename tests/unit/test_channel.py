@@ -1,12 +1,18 @@
 """
 L{EdgeChannel} and the site's connection limit: malformed requests answered
-in JSON, the head and the body bounded in time, connections counted.
+in JSON, the head and the body bounded in time, one C{Host}, a client that
+does not read not read either, connections counted.
 """
 
 import pytest
+import twisted
+from twisted.internet.testing import StringTransport
+from twisted.protocols.basic import LineReceiver
 
+from llmedge.web.channel import EdgeChannel
+from llmedge.web.drain import CLOSE_SECONDS, drain
 from llmedge.web.request import LINGER_SECONDS
-from tests.unit.support import Harness, parse_response
+from tests.unit.support import Harness, parse_response, raw_request
 
 GOOD = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -32,7 +38,7 @@ def error_of(raw: bytes, status: int) -> dict:
 
 @pytest.mark.parametrize(("data", "status", "code"), [
     (b"GET /\r\n\r\n", 400, "bad_request"),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
      400, "bad_request"),
     (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 600 + b"\r\n", 431, "headers_too_large"),
     (b"GET / HTTP/1.1\r\nX: " + b"a" * 20000, 431, "headers_too_large"),
@@ -90,7 +96,7 @@ def test_wait_between_kept_alive_requests_is_not_the_header_timeout(edge):
 
 def test_body_dribbled_past_the_body_timeout_gets_408(edge):
     connection = edge.connect()
-    connection.send(b"POST /v1/embeddings HTTP/1.1\r\nContent-Length: 1000\r\n\r\n")
+    connection.send(b"POST /v1/embeddings HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
     for _ in range(7 * 8):
         connection.send(b" ")
         edge.reactor.advance(0.125)
@@ -141,3 +147,254 @@ def test_refusals_work_behind_a_wrapping_factory_as_tls_uses(edge):
         wrapping.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)).makeConnection(transport)
     assert [t.value()[:12] for t in transports[2:4]] == [b"HTTP/1.1 503"] * 2
     assert transports[4].value() == b"" and transports[4].disconnecting
+
+
+# -- Host (RFC 9112, 3.2) ------------------------------------------------------
+
+
+def test_http11_request_without_host_is_refused(edge):
+    connection = edge.connect()
+    connection.send(b"GET /health HTTP/1.1\r\n\r\n")
+    assert error_of(connection.transport.value(), 400)["code"] == "bad_request"
+    assert connection.transport.disconnecting
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+@pytest.mark.parametrize("second", [b"t", b"other"], ids=["same-value", "other-value"])
+def test_request_with_two_hosts_is_refused(edge, version, second):
+    connection = edge.connect()
+    connection.send(b"GET /health " + version + b"\r\nHost: t\r\nHost: " + second + b"\r\n\r\n")
+    assert error_of(connection.transport.value(), 400)["code"] == "bad_request"
+
+
+def test_http10_request_without_host_is_served(edge):
+    connection = edge.connect()
+    connection.send(b"GET /health HTTP/1.0\r\n\r\n")
+    assert parse_response(connection.transport.value()).status == 200
+
+
+def test_absolute_form_target_with_its_host_is_served(edge):
+    connection = edge.connect()
+    connection.send(b"GET http://elsewhere.test/health HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n")
+    assert parse_response(connection.transport.value()).status == 200
+
+
+def test_request_without_host_is_not_handed_over_nor_what_follows(edge):
+    connection = edge.connect()
+    connection.send(b"POST /v1/embeddings HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}" + GOOD)
+    answers = connection.transport.value()
+    assert answers.startswith(b"HTTP/1.1 400 ")
+    assert b"HTTP/1.1 200" not in answers
+
+
+# -- a client that does not read ------------------------------------------------
+
+
+class FillingTransport(StringTransport):
+    """
+    A L{StringTransport} with a TCP transport's high-water mark, as
+    L{twisted.internet.abstract.FileDescriptor} has it: every write that
+    leaves more than C{mark} bytes unsent pauses its producer; L{drain}, the
+    client reading all, resumes it. Lenient, as a real transport is, about
+    the producer's calls after a close.
+    """
+
+    def __init__(self, mark: int) -> None:
+        super().__init__(lenient=True)
+        self.mark = mark
+        self.full = False
+        self.read = b""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.producer is not None and len(self.value()) > self.mark:
+            self.full = True
+            self.producer.pauseProducing()
+
+    def writeSequence(self, data) -> None:
+        self.write(b"".join(data))
+
+    def drain(self) -> None:
+        self.read += self.value()
+        self.clear()
+        if self.full:
+            self.full = False
+            self.producer.resumeProducing()
+
+
+def ask(*ids: str) -> bytes:
+    """
+    Pipelined requests, told apart by their request ids.
+    """
+    return b"".join(raw_request("GET", "/health", headers={"X-Request-Id": i}) for i in ids)
+
+
+def answered(raw: bytes) -> list[str]:
+    """
+    The request ids of the answers in C{raw}, in order.
+    """
+    return [line.split(b": ", 1)[1].decode() for line in raw.split(b"\r\n")
+            if line.lower().startswith(b"x-request-id: ")]
+
+
+def held(edge, *ids: str):
+    """
+    A connection whose client sent C{ids} at once and reads nothing: its
+    transport fills with the first answer.
+    """
+    connection = edge.connect(FillingTransport(mark=1))
+    connection.send(ask(*ids))
+    return connection
+
+
+def test_pipelined_requests_wait_while_the_client_does_not_read(edge):
+    connection = held(edge, "r1", "r2", "r3")
+    assert answered(connection.transport.value()) == ["r1"]
+    assert connection.transport.producerState == "paused", (
+        "still reading a client that does not read (did Twisted's requestDone resume it?)")
+
+
+def test_held_requests_are_answered_in_order_as_the_client_reads(edge):
+    connection = held(edge, "r1", "r2", "r3")
+    for _ in range(3):
+        connection.transport.drain()
+    assert answered(connection.transport.read) == ["r1", "r2", "r3"]
+    assert connection.transport.producerState == "producing"
+
+
+def test_bytes_arriving_while_held_are_answered_after_those_held(edge):
+    connection = held(edge, "r1", "r2")
+    connection.send(ask("r3"))  # already on its way when reading stopped
+    assert answered(connection.transport.value()) == ["r1"]
+    for _ in range(3):
+        connection.transport.drain()
+    assert answered(connection.transport.read) == ["r1", "r2", "r3"]
+
+
+def test_pipelined_requests_are_answered_at_once_while_the_client_reads(edge):
+    connection = edge.connect(FillingTransport(mark=2**20))
+    connection.send(ask("r1", "r2", "r3"))
+    assert answered(connection.transport.value()) == ["r1", "r2", "r3"]
+    assert connection.transport.producerState == "producing"
+
+
+def test_held_bytes_start_no_head_timer(edge):
+    connection = held(edge, "r1", "r2")
+    edge.reactor.advance(5 + 1)  # past SERVER_HEADER_TIMEOUT_SECONDS
+    assert answered(connection.transport.value()) == ["r1"]
+    assert not connection.transport.disconnecting
+
+
+def test_a_held_client_that_never_reads_is_closed_by_the_idle_timeout(edge):
+    connection = held(edge, "r1", "r2")
+    channel = connection.transport.producer
+    edge.reactor.advance(channel.timeOut - 0.5)
+    assert not connection.transport.disconnecting
+    edge.reactor.advance(1)
+    assert connection.transport.disconnecting
+    edge.reactor.advance(channel.abortTimeout)
+    assert connection.transport.disconnected  # aborted: its answers could not go
+
+
+def test_a_drain_closes_a_held_connection_without_answering_what_it_held(edge):
+    connection = held(edge, "r1", "r2")
+    drain(edge.site, edge.reactor, 30)
+    assert connection.transport.disconnecting
+    connection.transport.drain()
+    assert answered(connection.transport.read) == ["r1"]
+    edge.reactor.advance(CLOSE_SECONDS + 0.1)
+    assert connection.transport.disconnected
+
+
+STREAM = {"model": "mock", "stream": True,
+          "messages": [{"role": "user", "content": "one two three four five"}]}
+
+
+@pytest.fixture
+def streaming(tmp_path):
+    config = tmp_path / "llmedge.toml"
+    config.write_text('[providers.mock]\nkind = "mock"\nstream_interval = 0.1\n')
+    return Harness(config_path=str(config))
+
+
+def test_a_stream_paused_by_its_transport_goes_on_with_it(streaming):
+    connection = streaming.connect()
+    connection.send(raw_request("POST", "/v1/chat/completions", STREAM))
+    streaming.reactor.advance(0.1)
+    connection.transport.producer.pauseProducing()
+    written = len(connection.transport.value())
+    for _ in range(50):
+        streaming.reactor.advance(0.1)
+    assert len(connection.transport.value()) == written
+    connection.transport.producer.resumeProducing()
+    for _ in range(50):
+        streaming.reactor.advance(0.1)
+    assert connection.response().events()[-1] == b"[DONE]"
+
+
+def test_a_stream_paused_by_its_transport_stops_reading_until_resumed(streaming):
+    connection = streaming.connect()
+    connection.send(raw_request("POST", "/v1/chat/completions", STREAM))
+    streaming.reactor.advance(0.1)
+    connection.transport.producer.pauseProducing()
+    assert connection.transport.producerState == "paused"  # Twisted read on
+    connection.transport.producer.resumeProducing()
+    assert connection.transport.producerState == "producing"  # as Twisted reads ahead
+
+
+def test_what_was_pipelined_behind_a_paused_stream_follows_it(streaming):
+    connection = streaming.connect()
+    connection.send(raw_request("POST", "/v1/chat/completions", STREAM) + GOOD)
+    streaming.reactor.advance(0.1)
+    connection.transport.producer.pauseProducing()
+    connection.transport.producer.resumeProducing()
+    for _ in range(50):
+        streaming.reactor.advance(0.1)
+    answers = connection.transport.value()
+    follower = answers.rindex(b"HTTP/1.1 ")
+    assert answers.index(b"data: [DONE]") < follower
+    assert parse_response(answers[follower:]).status == 200
+
+
+# -- Twisted's insides relied on (see EdgeChannel.TWISTED_INSIDES) ---------------
+
+
+@pytest.mark.parametrize("name", EdgeChannel.TWISTED_INSIDES)
+def test_twisted_still_has_what_edge_channel_relies_on(edge, name):
+    connection = edge.connect()
+    connection.send(b"GET /health HTTP/1.1\r\nHost: t\r\n")  # mid-head: _version is set
+    channel = connection.transport.producer
+    assert hasattr(channel, name), (
+        f"Twisted {twisted.__version__}'s HTTPChannel has no {name}: "
+        f"EdgeChannel relies on it (see EdgeChannel.TWISTED_INSIDES)")
+
+
+def test_twisted_line_receiver_parses_nothing_while_paused():
+    class Lines(LineReceiver):
+        def __init__(self):
+            self.lines = []
+
+        def lineReceived(self, line):
+            self.lines.append(line)
+            self.paused = line == b"stop"
+
+    lines = Lines()
+    lines.makeConnection(StringTransport())
+    lines.dataReceived(b"a\r\nstop\r\nb\r\n")
+    assert lines.lines == [b"a", b"stop"], "LineReceiver parsed on while paused"
+    lines.paused = False
+    lines.dataReceived(b"")
+    assert lines.lines == [b"a", b"stop", b"b"], "LineReceiver.dataReceived(b'') parsed not on"
+
+
+def test_twisted_keeps_what_follows_a_request_being_answered_in_its_data_buffer(streaming):
+    connection = streaming.connect()
+    connection.send(raw_request("POST", "/v1/chat/completions", STREAM) + GOOD)
+    channel = connection.transport.producer
+    assert channel._handlingRequest is True
+    assert b"".join(channel._dataBuffer) == GOOD
+    assert len(GOOD) <= channel._optimisticEagerReadSize
+    for _ in range(50):
+        streaming.reactor.advance(0.1)
+    assert channel._handlingRequest is False
+    assert channel._dataBuffer == []
