@@ -6,6 +6,9 @@ with the package as treq ships C{treq.testing}.
   - L{Daemon} starts the real C{twistd llmedge} on a free loopback port.
   - L{FakeUpstream} starts the fake LLM provider
     (L{llmedge.testing.upstream}) the same way, to stand behind it.
+  - L{HostileUpstream} starts the hostile fake provider
+    (L{llmedge.testing.hostile}), which sends whatever a test scripts:
+    endless bodies, heads that never end, lying framing.
   - L{FakeCollector} receives the daemon's OTLP traces.
 
 Nothing here imports the reactor: the fake upstream's server lives in
@@ -15,7 +18,11 @@ it (or by a test that embeds it with C{build_site}).
 
 from llmedge.testing.collector import FakeCollector
 from llmedge.testing.daemon import LISTENING, Daemon, DaemonError
+from llmedge.testing.hostile_process import HostileUpstream
 from llmedge.testing.process import wait_until
 from llmedge.testing.upstream_process import FakeUpstream
 
-__all__ = ["LISTENING", "Daemon", "DaemonError", "FakeCollector", "FakeUpstream", "wait_until"]
+__all__ = [
+    "LISTENING", "Daemon", "DaemonError", "FakeCollector", "FakeUpstream", "HostileUpstream",
+    "wait_until",
+]

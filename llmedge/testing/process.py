@@ -136,6 +136,19 @@ class ChildProcess:
 
         return wait_until(found, timeout, f"{self.name}: such a line")
 
+    def rss(self) -> int:
+        """
+        The process's resident memory now, in bytes (Linux: C{VmRSS} of
+        C{/proc/PID/status}), for tests that bound what a peer can make it
+        hold.
+        """
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise DaemonError(f"{self.name}: no VmRSS in /proc/{self.process.pid}/status")
+
     def stop(self, timeout: float = 15.0) -> int:
         """
         SIGTERM the process and wait for it to exit.
