@@ -142,12 +142,22 @@ class ChildProcess:
         C{/proc/PID/status}), for tests that bound what a peer can make it
         hold.
         """
+        return self._status("VmRSS")
+
+    def peak_rss(self) -> int:
+        """
+        The most resident memory the process has held so far, in bytes
+        (C{VmHWM}): what a burst cost, even once it is given back.
+        """
+        return self._status("VmHWM")
+
+    def _status(self, field: str) -> int:
         assert self.process is not None
         with open(f"/proc/{self.process.pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
-        raise DaemonError(f"{self.name}: no VmRSS in /proc/{self.process.pid}/status")
+        raise DaemonError(f"{self.name}: no {field} in /proc/{self.process.pid}/status")
 
     def stop(self, timeout: float = 15.0) -> int:
         """
