@@ -28,7 +28,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from zope.interface import implementer
 
 from llmedge.errors import APIError
-from llmedge.providers.base import Answer, Call, IProvider
+from llmedge.providers.base import EMBEDDINGS, Answer, Call, IProvider
 from llmedge.providers.chunks import ReplayStream, completion_chunks
 from llmedge.providers.client import discard
 from llmedge.providers.events import UpstreamStream
@@ -168,21 +168,33 @@ class OpenAIProvider:
             include = not strip_usage and call.endpoint != "embeddings"
             return self._replay(document, call, include, headers)
         payload, document = yield upstream.read_json(response)
+        if not isinstance(document.get("data" if call.endpoint == EMBEDDINGS else "choices"),
+                          list):
+            raise self._not_an_answer(document)
         return Answer(payload, document.get("usage"), headers)
+
+    def _not_an_answer(self, document: dict) -> APIError:
+        """
+        The error for a 200 whose JSON is not an answer: the error it holds
+        instead (some gateways answer errors with a 200), or a malformed
+        answer. A client is never shown a 200 it cannot read as one.
+        """
+        error = document.get("error")
+        said = _text(error if isinstance(error, dict) else None, "message", _MESSAGE_LIMIT,
+                     cut=True)
+        if said is None:
+            return malformed(self.name, "a body that is not an answer")
+        return upstream_error(self.name, 502,
+                              f"Provider '{self.name}' answered with an error: {said}",
+                              "upstream_error")
 
     def _replay(self, document: dict, call: Call, include_usage: bool, headers) -> ReplayStream:
         """
         The stream a complete answer stands for, for a client that asked for
         a stream from a server that answered in one piece.
         """
-        if "choices" not in document:
-            said = _text(document.get("error") if isinstance(document.get("error"), dict)
-                         else None, "message", _MESSAGE_LIMIT, cut=True)
-            if said is None:
-                raise malformed(self.name, "a body that is not an answer")
-            raise upstream_error(self.name, 502,
-                                 f"Provider '{self.name}' answered with an error: {said}",
-                                 "upstream_error")
+        if not isinstance(document.get("choices"), list):
+            raise self._not_an_answer(document)
         try:
             events = completion_chunks(document, include_usage)
         except (KeyError, TypeError, ValueError, AttributeError):

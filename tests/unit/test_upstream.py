@@ -391,3 +391,20 @@ def test_a_non_json_answer_to_a_stream_request_is_malformed_and_closed():
     assert (error.status, error.code, error.retryable) == (
         502, "upstream_malformed_response", True)
     assert transport.disconnected or transport.disconnecting
+
+
+@pytest.mark.parametrize("body,code", [
+    (b'{"error": {"message": "quota exhausted"}}', "upstream_error"),
+    (b'{"id": "x", "object": "chat.completion"}', "upstream_malformed_response"),
+])
+def test_a_200_that_is_not_an_answer_is_a_502(body, code):
+    wire = Wire()
+    up = OpenAIProvider(wire.upstream, "http://example.com/v1", None)
+    d = up.chat_completion(Call("chat.completions", {"model": "m", "messages": []}, b"{}"), "m")
+    _, _, factory, _, _ = wire.reactor.tcpClients[-1]
+    protocol = factory.buildProtocol(None)
+    protocol.makeConnection(StringTransport())
+    protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    error = d.result.value
+    d.addErrback(lambda _: None)
+    assert (error.status, error.code, error.retryable) == (502, code, True)
