@@ -197,35 +197,41 @@ class _BodyTransport:
 
 class _Collector(Protocol):
     """
-    Gathers a body, up to C{limit} bytes.
+    Gathers a body, up to C{limit} bytes, into one growing buffer.
+
+    One buffer rather than a list of the pieces read: a large body then
+    lives in one allocation, which the C library maps apart from its heap
+    and gives back to the system whole when it is freed. Kept as tens of
+    thousands of 64 KiB pieces, a body refused at a bound of 64 MiB left
+    the heap that much larger for good (measured: bench/backdoor.py).
     """
 
     def __init__(self, limit: int | None) -> None:
-        self._pieces: list[bytes] = []
-        self._size = 0
+        self._buffer = bytearray()
         self._limit = limit
         self.done: Deferred[bytes] = Deferred(self._cancel)
 
     def dataReceived(self, data: bytes) -> None:
         if self.done.called:
             return
-        self._size += len(data)
-        if self._limit is not None and self._size > self._limit:
-            self._pieces = []
+        if self._limit is not None and len(self._buffer) + len(data) > self._limit:
+            self._buffer = bytearray()
             self.transport.stopProducing()
             self.done.errback(BodyTooLarge(self._limit))
             return
-        self._pieces.append(data)
+        self._buffer += data
 
     def connectionLost(self, reason: Failure) -> None:
         if self.done.called:
             return
+        buffer, self._buffer = self._buffer, bytearray()
         if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self._pieces))
+            self.done.callback(bytes(buffer))
         else:
             self.done.errback(reason)
 
     def _cancel(self, done: Deferred) -> None:
+        self._buffer = bytearray()
         if self.transport is not None:
             self.transport.stopProducing()
 
