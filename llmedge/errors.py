@@ -271,6 +271,14 @@ def token_budget_exceeded(needed: int, per_minute: int) -> APIError:
     )
 
 
+def mock_limit_exceeded(message: str, param: str) -> APIError:
+    """
+    400 for a request that would make the embedded mock provider do more
+    work than one request may (it shares the reactor with every other
+    request); C{message} says which bound and how to stay within it.
+    """
+    return APIError(400, message, param=param, code="mock_limit_exceeded")
+
 
 def deadline_exceeded() -> APIError:
     """

@@ -131,10 +131,14 @@ class KeyRing:
 
     def __init__(self, keys: Iterable[ApiKey] = ()) -> None:
         self._keys: dict[bytes, ApiKey] = {}
+        ids: set[str] = set()
         for key in keys:
             if key.digest in self._keys:
                 raise ValueError(f"{key.id} and {self._keys[key.digest].id} are the same key")
+            if key.id in ids:
+                raise ValueError(f"two keys have the id {key.id}")
             self._keys[key.digest] = key
+            ids.add(key.id)
 
     @classmethod
     def from_config(cls, config: Any) -> KeyRing:
@@ -174,6 +178,7 @@ class KeyRing:
             if key.digest in seen:
                 raise ConfigError(f"{where}: the same key as {seen[key.digest]}")
             seen[key.digest] = where
+        _distinct_ids(places, named, in_file)
         return cls(key for _, key in places)
 
     def lookup(self, presented: str) -> ApiKey | None:
@@ -209,6 +214,35 @@ class KeyRing:
 
     def __repr__(self) -> str:
         return f"KeyRing({list(self)!r})"
+
+
+def _distinct_ids(places: list[tuple[str, ApiKey]], named: dict[str, str],
+                  in_file: str) -> None:
+    """
+    Refuse two keys with one id: they would share a rate-limit bucket, a
+    token budget and a name in the logs and metrics. Names are already
+    distinct, so what remains is a name that is another key's derived id
+    (C{key-} and 8 hex digits), or two unnamed keys whose digests begin
+    alike (one chance in 4 billion a pair).
+
+    @raise ConfigError: naming the setting to change.
+    """
+    with_names = set(named.values())
+    derived: dict[str, str] = {}
+    for where, key in places:
+        if where in with_names:
+            continue
+        if key.id in derived:
+            raise ConfigError(
+                f"{where}: its id {key.id} is also the id of {derived[key.id]}; "
+                "give one of them a name in [[auth.keys]]"
+            )
+        derived[key.id] = where
+    for name, where in named.items():
+        if name in derived:
+            raise ConfigError(
+                f"{where}.name={name!r}{in_file}: is the id of another key ({derived[name]})"
+            )
 
 
 def _parse(where: str, text: str, name: str | None = None,

@@ -25,6 +25,7 @@ import json
 from typing import Any
 
 from llmedge.errors import invalid_request
+from llmedge.web.body import MAX_DEPTH, nests_deeper_than
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -100,7 +101,8 @@ def _tool_uses(message: dict, path: str) -> list[dict]:
     """
     An assistant's C{tool_calls} as C{tool_use} blocks. OpenAI carries the
     arguments as JSON text, Anthropic as the object itself, so text that
-    is not a JSON object cannot be passed on.
+    is not a JSON object cannot be passed on, nor one nested deeper than a
+    body may be (it could not be serialised again).
     """
     uses = []
     for j, call in enumerate(message.get("tool_calls") or ()):
@@ -108,11 +110,12 @@ def _tool_uses(message: dict, path: str) -> list[dict]:
         where = f"{path}.tool_calls[{j}].function.arguments"
         try:
             arguments = json.loads(function.get("arguments") or "{}")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             arguments = None
-        if not isinstance(arguments, dict):
+        if not isinstance(arguments, dict) or nests_deeper_than(arguments, MAX_DEPTH):
             raise invalid_request(
-                "Tool call arguments must be a JSON object.", where, "invalid_value"
+                "Tool call arguments must be a JSON object nested at most "
+                f"{MAX_DEPTH} levels deep.", where, "invalid_value"
             )
         uses.append({
             "type": "tool_use",

@@ -3,8 +3,9 @@
 L{Authenticated}: API keys, checked before anything else runs.
 
 Clients send their key as C{Authorization: Bearer <key>} (the OpenAI SDKs)
-or C{x-api-key: <key>} (Anthropic-style clients); both at once must agree,
-or a confused client could be authenticated as the wrong caller.
+or C{x-api-key: <key>} (Anthropic-style clients); both at once, or either
+sent twice, must name one key, or a confused client could be authenticated
+as the wrong caller.
 
 The wrapper guards the whole tree, with a short list of public path
 prefixes (C{/health} by default), rather than being put around chosen
@@ -24,26 +25,46 @@ from llmedge.keys import KeyRing
 from llmedge.web.wrapper import Wrapper
 
 
+def _values(request, name: bytes) -> list[str]:
+    """
+    Every non-blank value of header C{name}, stripped: a header sent twice
+    is two values, and each must be heard.
+    """
+    raw = request.requestHeaders.getRawHeaders(name) or ()
+    return [text for text in (value.decode("latin-1").strip() for value in raw) if text]
+
+
+def _one(keys: list[str], what: str) -> str | None:
+    if len(set(keys)) > 1:
+        raise invalid_api_key(f"The request carries {what} headers naming different keys.")
+    return keys[0] if keys else None
+
+
 def presented_key(request) -> str | None:
     """
     The key a request carries, or L{None} when it carries none.
 
-    @raise APIError: 401 when the two headers name different keys, or the
+    Every value of both headers counts, not just the last one Twisted's
+    C{getHeader} would give: a request naming two keys is refused rather
+    than authenticated as whichever a proxy on the way happened to put
+    last. The same key sent twice is one key.
+
+    @raise APIError: 401 when the headers name different keys, or the
         Authorization header uses a scheme other than Bearer with no
         x-api-key beside it.
     """
-    header = request.getHeader(b"x-api-key")
-    from_header = header.decode("latin-1").strip() if header else None
-    authorization = request.getHeader(b"authorization")
-    bearer = None
-    if authorization:
-        scheme, _, credentials = authorization.decode("latin-1").strip().partition(" ")
+    from_header = _one(_values(request, b"x-api-key"), "x-api-key")
+    bearers = []
+    for authorization in _values(request, b"authorization"):
+        scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() == "bearer":
-            bearer = credentials.strip() or None
+            if credentials.strip():
+                bearers.append(credentials.strip())
         elif not from_header:
             raise invalid_api_key(
                 "Unsupported Authorization scheme; use 'Authorization: Bearer YOUR_KEY'."
             )
+    bearer = _one(bearers, "Authorization")
     if from_header and bearer and from_header != bearer:
         raise invalid_api_key(
             "The x-api-key and Authorization headers carry different keys."

@@ -128,3 +128,65 @@ def test_key_ids_never_contain_the_key(edge):
     ids = [key.id for key in edge.service.keys]
     assert all(KEY not in i and "sk-plain-beta" not in i for i in ids)
     assert all(i.startswith("key-") and len(i) == 12 for i in ids)
+
+
+# -- every value of both headers counts ------------------------------------------------
+
+
+def send_raw(edge, *header_lines: str):
+    """
+    GET /v1/models with C{header_lines} as given, repeated names and all
+    (a dict of headers could not repeat one).
+    """
+    connection = edge.connect()
+    head = "GET /v1/models HTTP/1.1\r\nHost: llmedge.test\r\n"
+    connection.send((head + "".join(f"{line}\r\n" for line in header_lines) + "\r\n").encode())
+    return connection.response()
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        (f"Authorization: Bearer {KEY}", "Authorization: Bearer sk-plain-beta"),
+        ("Authorization: Bearer sk-plain-beta", f"Authorization: Bearer {KEY}"),
+        (f"x-api-key: {KEY}", "x-api-key: sk-plain-beta"),
+        (f"x-api-key: {KEY}", "x-api-key: sk-unknown"),
+        (f"Authorization: Bearer {KEY}", f"x-api-key: {KEY}", "x-api-key: sk-plain-beta"),
+    ],
+    ids=["authorization-good-last", "authorization-good-first", "x-api-key",
+         "x-api-key-unknown-last", "both-then-another"],
+)
+def test_two_values_naming_different_keys_are_refused(edge, lines):
+    response = send_raw(edge, *lines)
+    error = assert_401(response, "invalid_api_key")
+    assert "different keys" in error["message"]
+    assert KEY not in error["message"] and "sk-plain-beta" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        (f"Authorization: Bearer {KEY}", f"Authorization: Bearer {KEY}"),
+        (f"x-api-key: {KEY}", f"x-api-key:  {KEY} "),
+        (f"Authorization: Bearer {KEY}", "Authorization: Bearer ", f"x-api-key: {KEY}"),
+    ],
+    ids=["authorization-twice", "x-api-key-twice", "with-a-blank-one"],
+)
+def test_the_same_key_sent_twice_is_one_key(edge, lines):
+    assert send_raw(edge, *lines).status == 200
+
+
+def test_a_second_authorization_of_another_scheme_is_refused_without_x_api_key(edge):
+    response = send_raw(edge, f"Authorization: Bearer {KEY}", "Authorization: Basic eDp5")
+    assert "Bearer" in assert_401(response, "invalid_api_key")["message"]
+
+
+def test_wrapper_reads_every_value_not_the_last():
+    keys = KeyRing([ApiKey.from_text(KEY, name="team-a"), ApiKey.from_text("sk-b", name="b")])
+    wrapper = Authenticated(Resource(), keys)
+    request = DummyRequest([b"v1"])
+    request.path = b"/v1"
+    request.requestHeaders.setRawHeaders(b"authorization",
+                                         [b"Bearer sk-other", f"Bearer {KEY}".encode()])
+    assert wrapper.check(request).code == "invalid_api_key"
+    assert getattr(request, "api_key", None) is None

@@ -1,6 +1,8 @@
 """
-Property-based fuzzing: the request validators with arbitrary JSON, and the
-event-stream reader and relay with arbitrary bytes split anywhere.
+Property-based fuzzing: the request validators with arbitrary JSON, the
+whole resource tree with bodies of the right shape and arbitrary values at
+every depth, and the event-stream reader and relay with arbitrary bytes
+split anywhere.
 
 Runs are bounded (C{max_examples}, no deadline) so the suite stays fast.
 """
@@ -9,8 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import json
+from random import Random
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.internet.defer import succeed
+from twisted.logger import globalLogPublisher
 from twisted.web.http_headers import Headers
 
 from llmedge.errors import APIError
@@ -93,6 +99,201 @@ def test_completion_validator_accepts_or_raises_a_400_naming_the_field(body):
 @given(bodies)
 def test_embedding_validator_accepts_or_raises_a_400_naming_the_field(body):
     check(validate_embedding, body)
+
+
+# -- the resource tree: no body of the right shape gets a 500 ------------------------
+
+KEY = "sk-fuzz"
+
+#: Finite values only: json.dumps would write infinity as a bare Infinity,
+#: which the body parser refuses before anything else looks at it.
+finite = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+anything = st.recursive(
+    finite,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=12,
+)
+
+#: What a bent place gets: any JSON value, leaning towards the ones code
+#: written for a string trips on (values that are true but not strings),
+#: as hypothesis leans towards null, false, 0 and "" otherwise.
+wild = st.one_of(
+    st.lists(anything, min_size=1, max_size=3),
+    st.dictionaries(st.text(max_size=8), anything, min_size=1, max_size=3),
+    st.integers().filter(bool), st.floats(allow_nan=False, allow_infinity=False).filter(bool),
+    st.just(True), anything,
+)
+
+text = st.text(max_size=30)
+short = st.text(max_size=3)
+text_part = st.fixed_dictionaries({"type": st.just("text"), "text": text})
+part = st.one_of(
+    text_part, text_part,
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": text | st.fixed_dictionaries(
+        {"url": text}, optional={"detail": st.sampled_from(["auto", "low", "high"])})}),
+    st.fixed_dictionaries({"type": st.just("input_audio"), "input_audio": st.fixed_dictionaries(
+        {"data": text, "format": st.sampled_from(["wav", "mp3"])})}),
+    st.fixed_dictionaries({"type": st.just("file"), "file": st.fixed_dictionaries(
+        {}, optional={"file_data": text, "file_id": short, "filename": short})}),
+    st.fixed_dictionaries({"type": st.just("refusal"), "refusal": text}),
+    st.fixed_dictionaries({"type": short}, optional={"more": anything}),
+)
+arguments = st.just("{}") | st.dictionaries(short, anything, max_size=2).map(json.dumps)
+tool_call = st.fixed_dictionaries({"id": short, "type": st.just("function"),
+                                   "function": st.fixed_dictionaries(
+                                       {"name": short, "arguments": arguments})})
+message = st.one_of(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "system", "developer", "function"]),
+         "content": st.lists(part, min_size=1, max_size=3) | text},
+        optional={"name": short}),
+    st.fixed_dictionaries(
+        {"role": st.just("assistant")},
+        optional={"content": st.lists(part, min_size=1, max_size=3) | text,
+                  "tool_calls": st.lists(tool_call, max_size=2)}),
+    st.fixed_dictionaries({"role": st.just("tool"), "tool_call_id": short, "content": text}),
+)
+declaration = st.fixed_dictionaries({"name": short}, optional={
+    "description": text, "parameters": st.dictionaries(short, anything, max_size=2),
+    "strict": st.booleans()})
+sampling = {
+    "n": st.integers(1, 4), "max_tokens": st.integers(1, 40),
+    "max_completion_tokens": st.integers(1, 40), "stream": st.booleans(),
+    "stop": short | st.lists(short, min_size=1, max_size=4),
+    "temperature": st.floats(0, 2), "top_p": st.floats(0, 1),
+    "seed": st.integers(-(2**63), 2**63 - 1), "user": short,
+    "logit_bias": st.dictionaries(short, st.integers(-100, 100), max_size=2),
+    "response_format": st.fixed_dictionaries(
+        {"type": st.sampled_from(["text", "json_object", "json_schema"])},
+        optional={"json_schema": st.fixed_dictionaries({"name": short},
+                                                       optional={"schema": st.just({})})}),
+    "tools": st.lists(st.fixed_dictionaries({"type": st.just("function"),
+                                             "function": declaration}), max_size=2),
+    "tool_choice": st.sampled_from(["auto", "none", "required"]) | st.fixed_dictionaries(
+        {"type": st.just("function"), "function": st.fixed_dictionaries({"name": short})}),
+    "parallel_tool_calls": st.booleans(),
+}
+token_ids = st.lists(st.integers(0, 50), min_size=1, max_size=5)
+words = st.text(min_size=1, max_size=30)
+ENDPOINTS = {
+    "/v1/chat/completions": st.fixed_dictionaries(
+        {"model": st.just("mock"), "messages": st.lists(message, min_size=1, max_size=4)},
+        optional={**sampling, "stream_options": st.fixed_dictionaries(
+            {"include_usage": st.booleans()}), "logprobs": st.booleans(),
+            "top_logprobs": st.integers(0, 20)}),
+    "/v1/completions": st.fixed_dictionaries(
+        {"model": st.just("mock"), "prompt": text | st.lists(text, min_size=1, max_size=3)
+         | token_ids | st.lists(token_ids, min_size=1, max_size=3)},
+        optional={**sampling, "echo": st.booleans(), "suffix": short,
+                  "best_of": st.integers(4, 6), "logprobs": st.integers(0, 5)}),
+    "/v1/embeddings": st.fixed_dictionaries(
+        {"model": st.just("mock"), "input": words | st.lists(words, min_size=1, max_size=3)
+         | token_ids | st.lists(token_ids, min_size=1, max_size=3)},
+        optional={"dimensions": st.integers(1, 64) | st.integers(1, 20_000),
+                  "encoding_format": st.sampled_from(["float", "base64"]), "user": short}),
+}
+
+
+def _places(value, places: list, depth: int = 1) -> list:
+    """
+    Every (container, key, depth) of C{value}, at every depth.
+    """
+    for key in list(value) if isinstance(value, dict) else range(len(value)):
+        places.append((value, key, depth))
+        if isinstance(value[key], (dict, list)):
+            _places(value[key], places, depth + 1)
+    return places
+
+
+@st.composite
+def bent(draw, right: st.SearchStrategy):
+    """
+    A request of the right shape with one or two of its values, at any
+    depth, replaced by any JSON value (or removed): the rest of the body is
+    right, so what follows the check a wrong value meets is reached too.
+    """
+    body = draw(right)
+    # Seeded by the body too: hypothesis draws seed 0 (and every simplest
+    # choice) for many examples, which would bend the same place each time.
+    random = Random(json.dumps([body, draw(st.integers())], sort_keys=True))
+    for _ in range(1 if random.random() < 0.7 else 2):
+        places = _places(body, [])
+        # Deeper places are likelier: there the checks are fewer and later.
+        (container, key, _), = random.choices(places, [depth**3 for _, _, depth in places])
+        if isinstance(container, dict) and random.random() < 0.1:
+            del container[key]
+        else:
+            container[key] = draw(wild)
+    return body
+
+
+_site = None
+
+
+def site():
+    """
+    One service for every example (building one per example would be most
+    of the run): the mock provider behind authentication and token limits.
+    """
+    global _site
+    if _site is None:
+        from tests.unit.support import Harness
+
+        _site = Harness({
+            "AUTH_ENABLED": "true", "API_KEYS": KEY, "RATE_LIMIT_ENABLED": "true",
+            "RATE_LIMIT_RPM": "100000000", "RATE_LIMIT_BURST": "100000000",
+            "RATE_LIMIT_TPM": "1000000000",
+        })
+    return _site
+
+
+def post_and_check(path: str, body) -> None:
+    """
+    POST C{body} to C{path}: the answer is a success or a client error in
+    OpenAI's shape, and nothing was logged as a failure on the way.
+    """
+    failures = []
+    observer = failures.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        response = site().request("POST", path, json.dumps(body).encode(), headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert response.status in (200, 400, 404, 429), (response.status, response.body[:300])
+    assert response.complete
+    if response.status != 200:
+        error = response.json()["error"]
+        assert error["type"] in ("invalid_request_error", "rate_limit_error"), error
+    logged = [e for e in failures if "log_failure" in e or (
+        e.get("log_level") is not None and e["log_level"].name in ("error", "critical"))]
+    assert not logged, logged[0].get("log_failure") or logged[0]
+
+
+FUZZ = settings(max_examples=500, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@FUZZ
+@given(bent(ENDPOINTS["/v1/chat/completions"]))
+def test_chat_bodies_of_any_values_never_get_a_500(body):
+    post_and_check("/v1/chat/completions", body)
+
+
+@FUZZ
+@given(bent(ENDPOINTS["/v1/completions"]))
+def test_completion_bodies_of_any_values_never_get_a_500(body):
+    post_and_check("/v1/completions", body)
+
+
+@FUZZ
+@given(bent(ENDPOINTS["/v1/embeddings"]))
+def test_embedding_bodies_of_any_values_never_get_a_500(body):
+    post_and_check("/v1/embeddings", body)
 
 
 # -- the event-stream reader -----------------------------------------------------

@@ -232,3 +232,40 @@ def test_two_named_keys_with_one_name_are_refused(toml):
 def test_empty_name_is_refused(toml):
     path = toml('[[auth.keys]]\nname = ""\nkey = "sk-a"\n')
     assert config_error(load({}, path)) == f"auth.keys[0].name in {path}: must not be empty"
+
+
+def test_name_that_is_another_keys_id_is_refused_naming_the_setting(toml):
+    taken = "key-" + hashlib.sha256(b"sk-a").hexdigest()[:8]
+    path = toml(f'[[auth.keys]]\nname = "ci"\nkey = "sk-c"\n'
+                f'[[auth.keys]]\nname = "{taken}"\nkey = "sk-b"\n')
+    error = config_error(load({"API_KEYS": "sk-a"}, path))
+    assert error == (
+        f"auth.keys[1].name='{taken}' in {path}: is the id of another key (API_KEYS[0])")
+
+
+def test_name_that_is_the_id_of_a_later_unnamed_key_is_refused(toml):
+    taken = "key-" + hashlib.sha256(b"sk-a").hexdigest()[:8]
+    path = toml(f'[[auth.keys]]\nname = "{taken}"\nkey = "sk-b"\n'
+                '[[auth.keys]]\nkey = "sk-a"\n')
+    error = config_error(load({}, path))
+    assert error == (
+        f"auth.keys[0].name='{taken}' in {path}: is the id of another key (auth.keys[1])")
+
+
+def test_name_that_is_its_own_keys_id_is_accepted(toml):
+    own = "key-" + hashlib.sha256(b"sk-a").hexdigest()[:8]
+    path = toml(f'[[auth.keys]]\nname = "{own}"\nkey = "sk-a"\n')
+    assert [key.id for key in KeyRing.from_config(load({}, path))] == [own]
+
+
+def test_same_key_under_two_names_is_refused(toml):
+    path = toml('[[auth.keys]]\nname = "a"\nkey = "sk-secret-x"\n'
+                '[[auth.keys]]\nname = "b"\nkey = "sk-secret-x"\n')
+    error = config_error(load({}, path))
+    assert error == "auth.keys[1]: the same key as auth.keys[0]"
+    assert "sk-secret-x" not in error
+
+
+def test_ring_refuses_two_keys_with_one_id():
+    with pytest.raises(ValueError):
+        KeyRing([ApiKey.from_text("sk-a", name="ci"), ApiKey.from_text("sk-b", name="ci")])

@@ -22,6 +22,8 @@ from llmedge.providers.base import (
     IEventStream,
     IProvider,
 )
+from llmedge.errors import APIError
+from llmedge.providers import mock_bounds as bounds
 from llmedge.providers.mock import MockProvider
 from llmedge.providers.tokens import count_message_tokens, count_tokens
 
@@ -532,3 +534,123 @@ class EmbeddingTests(_Case):
 
     def test_single_token_list_is_one_input(self):
         self.assertEqual(len(self.embedding(input=[1, 2, 3])["data"]), 1)
+
+
+class BoundTests(_Case):
+    """
+    What one request may make the mock do; past each bound, a 400 that
+    names it and says how to stay within it.
+    """
+
+    def refused(self, d, param):
+        error = self.failureResultOf(d, APIError).value
+        self.assertEqual((error.status, error.code, error.param),
+                         (400, "mock_limit_exceeded", param))
+        return error.message
+
+    def chat_call(self, **body):
+        body.setdefault("messages", HELLO)
+        return self.provider.chat_completion(_call(CHAT, **body), "upstream")
+
+    def completion_call(self, **body):
+        return self.provider.completion(_call(COMPLETIONS, **body), "upstream")
+
+    def embedding_call(self, **body):
+        return self.provider.embedding(_call(EMBEDDINGS, **body), "upstream")
+
+    def test_embedding_values_past_the_bound_are_refused(self):
+        inputs = bounds.MAX_EMBEDDING_VALUES // 256 + 1
+        message = self.refused(
+            self.embedding_call(input=["x"] * inputs, dimensions=256, encoding_format="float"),
+            "input")
+        self.assertIn(f"at most {bounds.MAX_EMBEDDING_VALUES} embedding values", message)
+        self.assertIn(f"{inputs} inputs of 256 dimensions", message)
+        self.assertIn("encoding_format 'base64'", message)
+
+    def test_embedding_values_at_the_bound_are_made(self):
+        inputs = bounds.MAX_EMBEDDING_VALUES // 256
+        result = self.embedding(input=["x"] * inputs, dimensions=256, encoding_format="float")
+        self.assertEqual(len(result["data"]), inputs)
+
+    def test_base64_embeddings_may_have_four_times_the_values(self):
+        inputs = bounds.BASE64_VALUES_PER_NUMBER * bounds.MAX_EMBEDDING_VALUES // 256
+        result = self.embedding(input=["x"] * inputs, dimensions=256, encoding_format="base64")
+        self.assertEqual(len(result["data"]), inputs)
+        self.refused(self.embedding_call(input=["x"] * (inputs + 1), dimensions=256,
+                                         encoding_format="base64"), "input")
+
+    def test_configured_dimensions_count_too(self):
+        self.clock, self.provider = _provider(embedding_dimensions=bounds.MAX_EMBEDDING_VALUES)
+        self.embedding(input="x", encoding_format="float")
+        self.refused(self.embedding_call(input=["x", "y"], encoding_format="float"), "input")
+
+    def test_long_prompt_is_refused_before_it_is_read(self):
+        text = "x" * (bounds.MAX_PROMPT_CHARS + 1)
+        message = self.refused(self.chat_call(messages=[{"role": "user", "content": text}]),
+                               "messages")
+        self.assertIn(f"at most {bounds.MAX_PROMPT_CHARS} characters of prompt", message)
+        self.refused(self.completion_call(prompt=text), "prompt")
+        self.refused(self.embedding_call(input=[text[:1000]] * 300), "input")
+        self.refused(self.completion_call(prompt=[1] * (bounds.MAX_PROMPT_CHARS + 1)), "prompt")
+
+    def test_prompt_at_the_bound_is_answered(self):
+        text = "x" * (bounds.MAX_PROMPT_CHARS - len("user"))
+        result = self.chat(messages=[{"role": "user", "content": text}])
+        self.assertEqual(result["choices"][0]["message"]["content"], "You said: " + text)
+
+    def test_many_messages_and_parts_are_refused(self):
+        many = [{"role": "user", "content": "x"}] * (bounds.MAX_PROMPT_ITEMS + 1)
+        message = self.refused(self.chat_call(messages=many), "messages")
+        self.assertIn(f"at most {bounds.MAX_PROMPT_ITEMS} messages and content parts", message)
+        parts = [{"type": "text", "text": "x"}] * bounds.MAX_PROMPT_ITEMS
+        self.refused(self.chat_call(messages=[{"role": "user", "content": parts}]), "messages")
+
+    def test_answer_text_past_the_bound_is_refused(self):
+        text = "x " * 100_000
+        n = bounds.MAX_ANSWER_CHARS // len(text) + 1
+        message = self.refused(self.chat_call(messages=[{"role": "user", "content": text}],
+                                              n=n), "max_tokens")
+        self.assertIn(f"at most {bounds.MAX_ANSWER_CHARS} characters of text", message)
+        self.assertIn("Lower max_tokens or n", message)
+
+    def test_max_tokens_brings_a_long_answer_within_the_bound(self):
+        text = "x " * 100_000
+        n = bounds.MAX_ANSWER_CHARS // len(text) + 1
+        result = self.chat(messages=[{"role": "user", "content": text}], n=n, max_tokens=5)
+        self.assertEqual(len(result["choices"]), n)
+
+    def test_echoed_prompts_count_in_the_answer(self):
+        prompt = "x " * 100_000
+        n = bounds.MAX_ANSWER_CHARS // len(prompt) + 1
+        self.assertEqual(len(self.completion(prompt=prompt, n=n)["choices"]), n)
+        message = self.refused(self.completion_call(prompt=prompt, n=n, echo=True),
+                               "max_tokens")
+        self.assertIn("leave echo off", message)
+
+    def test_stream_of_too_many_chunks_is_refused(self):
+        text = "x " * bounds.MAX_STREAM_CHUNKS
+        message = self.refused(
+            self.chat_call(messages=[{"role": "user", "content": text}], stream=True),
+            "max_tokens")
+        self.assertIn(f"at most {bounds.MAX_STREAM_CHUNKS} chunks", message)
+        self.refused(self.chat_call(messages=[{"role": "user", "content": "x " * 1000}],
+                                    stream=True, n=128,
+                                    max_tokens=bounds.MAX_STREAM_CHUNKS // 128),
+                     "max_tokens")
+
+    def test_stream_within_the_bound_is_made(self):
+        text = "x " * bounds.MAX_STREAM_CHUNKS
+        stream = self.successResultOf(self.chat_call(
+            messages=[{"role": "user", "content": text}], stream=True,
+            max_tokens=bounds.MAX_STREAM_CHUNKS - 2))
+        self.assertEqual(len(stream._events), bounds.MAX_STREAM_CHUNKS)
+
+    def test_the_same_answer_unstreamed_is_within_the_bound(self):
+        text = "x " * bounds.MAX_STREAM_CHUNKS
+        result = self.chat(messages=[{"role": "user", "content": text}])
+        self.assertEqual(result["choices"][0]["finish_reason"], "stop")
+
+    def test_too_many_completion_choices_are_refused(self):
+        message = self.refused(self.completion_call(prompt=["p"] * 1025, n=2), "prompt")
+        self.assertIn(f"at most {bounds.MAX_CHOICES} choices", message)
+        self.assertEqual(len(self.completion(prompt=[[1]] * 1024, n=2)["choices"]), 2048)

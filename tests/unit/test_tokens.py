@@ -3,13 +3,17 @@
 Tests for L{llmedge.providers.tokens}.
 """
 
+import pytest
+from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from llmedge.providers import tokens
 from llmedge.providers.tokens import (
     TOKENS_PER_OTHER_PART,
     content_tokens,
     count_message_tokens,
     count_tokens,
+    first_tokens,
     split_tokens,
 )
 
@@ -99,3 +103,41 @@ class CountMessageTokensTests(SynchronousTestCase):
     def test_null_content_counts_framing_only(self):
         messages = [{"role": "assistant", "content": None}]
         self.assertEqual(count_message_tokens(messages), 3 + 1 + 3)
+
+
+# -- counting and cutting without a match per token --------------------------------
+
+#: Text rich in what the tokenizer tells apart: ASCII word characters,
+#: punctuation and every kind of whitespace, and the same outside ASCII
+#: (letters, CJK, its punctuation, no-break and ideographic spaces, emoji).
+ALPHABET = "ab_1 .,-\t\n\r\x0b\x0c\x1c\x1féß你好，。\u3000\xa0\x85😀٣"
+texts = st.text(alphabet=ALPHABET, max_size=40) | st.text(max_size=40)
+
+BOUNDED = settings(max_examples=400, deadline=None, database=None)
+
+
+@BOUNDED
+@given(texts)
+def test_count_is_the_number_of_pieces_ascii_or_not(text):
+    assert count_tokens(text) == len(split_tokens(text))
+
+
+@BOUNDED
+@given(texts, st.integers(min_value=1, max_value=45), st.sampled_from([1, 2, 3, 4096]))
+def test_first_tokens_are_the_first_pieces_joined(text, limit, block):
+    pieces = split_tokens(text)
+    expected = "".join(pieces[:limit]) if len(pieces) > limit else None
+    original, tokens._BLOCK = tokens._BLOCK, block
+    try:
+        assert first_tokens(text, limit) == expected
+    finally:
+        tokens._BLOCK = original
+
+
+@pytest.mark.parametrize("text", ["a.b c", "a.b\u3000c"], ids=["ascii", "not-ascii"])
+def test_whitespace_before_the_cut_goes_with_the_next_token(text):
+    assert first_tokens(text, 3) == "a.b"
+
+
+def test_text_within_the_limit_is_not_cut():
+    assert first_tokens("one two", 2) is None

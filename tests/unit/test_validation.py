@@ -434,3 +434,196 @@ def test_long_user_content_is_not_echoed(case):
     assert len(error.message) < 300
     assert "x" * 41 not in error.message
     assert "x" * 41 not in error.body().decode()
+
+
+# -- content parts, tool calls and tools: every field llmedge reads ----------------
+
+
+def part(**fields):
+    """
+    A chat whose user message holds a text part, then the part C{fields}.
+    """
+    return msg(content=[{"type": "text", "text": "hi"}, fields])
+
+
+def tool(**fields):
+    return chat(tools=[fields])
+
+
+def tool_call(**fields):
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "f", "arguments": "{}"}, **fields}
+    return msg(role="assistant", content=None, tool_calls=[call])
+
+
+@pytest.mark.parametrize(
+    "text", [5, 1.5, ["hi"], True, None, {}], ids=["number", "float", "list", "true", "null",
+                                                    "object"]
+)
+def test_text_part_whose_text_is_not_a_string_rejected(text):
+    error = rejected(part(type="text", text=text))
+    assert (error.param, error.code) == ("messages[0].content[1].text", INVALID_TYPE)
+    assert "expected a string" in error.message
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(part(type="text", text=""), id="empty-text"),
+        pytest.param(part(type="image_url", image_url={"url": "https://x/y.png"}), id="image"),
+        pytest.param(part(type="image_url", image_url={"url": "data:,", "detail": "low"}),
+                     id="image-detail"),
+        pytest.param(part(type="image_url", image_url="https://x/y.png"), id="image-bare-url"),
+        pytest.param(part(type="input_audio", input_audio={"data": "AAAA", "format": "wav"}),
+                     id="audio"),
+        pytest.param(part(type="file", file={"file_id": "file-1"}), id="file"),
+        pytest.param(msg(role="assistant", content=[{"type": "refusal", "refusal": "no"}]),
+                     id="refusal"),
+        pytest.param(part(type="video_url", video_url=5, anything=[None]), id="unknown-type"),
+        pytest.param(tool_call(), id="tool-call"),
+        pytest.param(tool_call(extra={"x": 1}), id="tool-call-unknown-field"),
+        pytest.param(tool(function={"name": "f"}), id="tool-without-type"),
+        pytest.param(tool(type="function", function={
+            "name": "f", "description": "d", "parameters": {"type": "object"},
+            "strict": True}), id="tool-every-field"),
+        pytest.param(tool(type="web_search", function=5, anything=[1]), id="tool-other-type"),
+        pytest.param(chat(tool_choice={"type": "allowed_tools", "allowed_tools": {}}),
+                     id="tool-choice-other-type"),
+        pytest.param(chat(response_format={"type": "json_schema", "json_schema": {
+            "name": "r", "schema": {"type": "object"}, "strict": True}}), id="json-schema"),
+        pytest.param(embedding(dimensions=16384), id="dimensions-16384"),
+        pytest.param(embedding(input=[[1]] * 2048), id="input-2048-token-lists"),
+    ],
+)
+def test_documented_shapes_of_parts_tools_and_calls_accepted(case):
+    validate, body = case
+    expected = copy.deepcopy(body)
+    assert validate(body) is body
+    assert body == expected
+
+
+@pytest.mark.parametrize(
+    "case, param",
+    [
+        p(part(type="text"), "messages[0].content[1].text", "text"),
+        p(part(type="image_url"), "messages[0].content[1].image_url", "image-url"),
+        p(part(type="image_url", image_url={"detail": "low"}),
+          "messages[0].content[1].image_url.url", "image-url-url"),
+        p(part(type="input_audio"), "messages[0].content[1].input_audio", "input-audio"),
+        p(part(type="file"), "messages[0].content[1].file", "file"),
+        p(part(type="refusal"), "messages[0].content[1].refusal", "refusal"),
+        p(tool(type="function"), "tools[0].function", "tool-function"),
+        p(tool(type="function", function={"description": "d"}), "tools[0].function.name",
+          "tool-function-name"),
+        p(chat(tool_choice={"function": {"name": "f"}}), "tool_choice.type",
+          "tool-choice-type"),
+        p(chat(tool_choice={"type": "function"}), "tool_choice.function",
+          "tool-choice-function"),
+        p(chat(tool_choice={"type": "function", "function": {}}), "tool_choice.function.name",
+          "tool-choice-function-name"),
+    ],
+)
+def test_missing_field_of_a_part_or_tool_rejected(case, param):
+    assert_rejected(case, param, MISSING)
+
+
+@pytest.mark.parametrize(
+    "case, param",
+    [
+        p(part(type="image_url", image_url=5), "messages[0].content[1].image_url",
+          "image-url"),
+        p(part(type="image_url", image_url=None), "messages[0].content[1].image_url",
+          "image-url-null"),
+        p(part(type="image_url", image_url={"url": 5}),
+          "messages[0].content[1].image_url.url", "image-url-url"),
+        p(part(type="image_url", image_url={"url": "u", "detail": 1}),
+          "messages[0].content[1].image_url.detail", "image-url-detail"),
+        p(part(type="input_audio", input_audio="AAAA"), "messages[0].content[1].input_audio",
+          "input-audio"),
+        p(part(type="input_audio", input_audio={"data": 1}),
+          "messages[0].content[1].input_audio.data", "input-audio-data"),
+        p(part(type="input_audio", input_audio={"format": []}),
+          "messages[0].content[1].input_audio.format", "input-audio-format"),
+        p(part(type="file", file=[]), "messages[0].content[1].file", "file"),
+        p(part(type="file", file={"file_data": 1}), "messages[0].content[1].file.file_data",
+          "file-data"),
+        p(part(type="file", file={"file_id": True}), "messages[0].content[1].file.file_id",
+          "file-id"),
+        p(part(type="file", file={"filename": {}}), "messages[0].content[1].file.filename",
+          "file-name"),
+        p(part(type="refusal", refusal=0), "messages[0].content[1].refusal", "refusal"),
+        p(tool_call(id=5), "messages[0].tool_calls[0].id", "tool-call-id"),
+        p(tool_call(type=[]), "messages[0].tool_calls[0].type", "tool-call-type"),
+        p(tool_call(function="f"), "messages[0].tool_calls[0].function", "tool-call-function"),
+        p(tool_call(function={"name": 1}), "messages[0].tool_calls[0].function.name",
+          "tool-call-function-name"),
+        p(tool_call(function={"name": "f", "arguments": {"x": 1}}),
+          "messages[0].tool_calls[0].function.arguments", "tool-call-arguments"),
+        p(msg(role="assistant", content=None, tool_calls={"id": "c"}),
+          "messages[0].tool_calls", "tool-calls"),
+        p(msg(role="assistant", content=None, tool_calls=["c"]),
+          "messages[0].tool_calls[0]", "tool-calls-item"),
+        p(tool(type=5), "tools[0].type", "tool-type"),
+        p(tool(type="function", function="f"), "tools[0].function", "tool-function"),
+        p(tool(function={"name": 5}), "tools[0].function.name", "tool-function-name"),
+        p(tool(function={"name": "f", "description": 5}), "tools[0].function.description",
+          "tool-function-description"),
+        p(tool(function={"name": "f", "parameters": "{}"}), "tools[0].function.parameters",
+          "tool-function-parameters"),
+        p(tool(function={"name": "f", "strict": "yes"}), "tools[0].function.strict",
+          "tool-function-strict"),
+        p(chat(tool_choice={"type": 5}), "tool_choice.type", "tool-choice-type"),
+        p(chat(tool_choice={"type": "function", "function": "f"}), "tool_choice.function",
+          "tool-choice-function"),
+        p(chat(tool_choice={"type": "function", "function": {"name": []}}),
+          "tool_choice.function.name", "tool-choice-function-name"),
+        p(chat(response_format={"type": "json_schema", "json_schema": "s"}),
+          "response_format.json_schema", "json-schema"),
+        p(chat(response_format={"type": "json_schema", "json_schema": {"name": 5}}),
+          "response_format.json_schema.name", "json-schema-name"),
+        p(chat(response_format={"type": "json_schema", "json_schema": {"schema": []}}),
+          "response_format.json_schema.schema", "json-schema-schema"),
+        p(chat(response_format={"type": "json_schema", "json_schema": {"strict": 1}}),
+          "response_format.json_schema.strict", "json-schema-strict"),
+    ],
+)
+def test_wrong_type_in_a_part_tool_or_call_rejected(case, param):
+    assert_rejected(case, param, INVALID_TYPE)
+
+
+def test_tool_calls_of_other_roles_are_not_read():
+    validate, body = msg(tool_calls="not read for a user turn")
+    assert validate(body) is body
+
+
+@pytest.mark.parametrize("dimensions", [16385, 10_000_000, 1_624_643_440], ids=repr)
+def test_dimensions_above_16384_rejected(dimensions):
+    error = rejected(embedding(dimensions=dimensions))
+    assert (error.param, error.code) == ("dimensions", INVALID_VALUE)
+    assert "between 1 and 16384" in error.message
+
+
+def test_more_than_2048_token_list_inputs_rejected():
+    assert_rejected(embedding(input=[[1]] * 2049), "input", INVALID_VALUE)
+
+
+@pytest.mark.parametrize(
+    "bad, code",
+    [(-1, INVALID_VALUE), (2**31, INVALID_VALUE), (True, INVALID_TYPE), (1.0, INVALID_TYPE),
+     ("1", INVALID_TYPE)],
+    ids=repr,
+)
+def test_bad_token_id_in_a_long_list_is_named(bad, code):
+    assert_rejected(completion(prompt=[1] * 5000 + [bad] + [2] * 10), "prompt[5000]", code)
+    assert_rejected(embedding(input=[[1] * 300, [1] * 5000 + [bad]]), "input[1][5000]", code)
+
+
+def test_plain_messages_still_need_a_known_role():
+    assert_rejected(chat(messages=[{"role": "user", "content": "a"}, {"role": "bot",
+                                                                      "content": "b"}]),
+                    "messages[1].role", INVALID_VALUE)
+
+
+def test_plain_tool_message_still_needs_its_call_id():
+    assert_rejected(chat(messages=[{"role": "tool", "content": "42"}]),
+                    "messages[0].tool_call_id", MISSING)
