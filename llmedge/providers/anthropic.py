@@ -24,9 +24,8 @@ from llmedge.providers.anthropic_response import (
 )
 from llmedge.providers.base import Call, IProvider
 from llmedge.providers.chunks import ReplayStream, completion_chunks
-from llmedge.providers.client import discard
 from llmedge.providers.events import UpstreamStream
-from llmedge.providers.upstream import Upstream, is_json, media_type
+from llmedge.providers.upstream import Upstream
 from llmedge.providers.upstream_errors import malformed
 
 API_VERSION = "2023-06-01"
@@ -81,16 +80,10 @@ class AnthropicProvider:
         created = int(self._clock.seconds())
         headers = upstream.relayed(response)
         include = (call.body.get("stream_options") or {}).get("include_usage") is True
-        if call.stream:
-            kind = media_type(response)
-            if kind is None or kind == b"text/event-stream":
-                translator = StreamTranslator(call.model, created, include)
-                return UpstreamStream(self.name, response, EventTranslation(translator), headers,
-                                      max_event=upstream.bounds.event)
-            if not is_json(kind):
-                discard(response)
-                raise malformed(self.name, "a stream request answered with a body that is "
-                                           "neither text/event-stream nor JSON")
+        if call.stream and upstream.streams(response):
+            translator = StreamTranslator(call.model, created, include)
+            return UpstreamStream(self.name, response, EventTranslation(translator), headers,
+                                  max_event=upstream.bounds.event)
         _, message = yield upstream.read_json(response)
         if message.get("type") != "message":
             raise malformed(self.name, "a body that is not a message")

@@ -30,10 +30,9 @@ from zope.interface import implementer
 from llmedge.errors import APIError
 from llmedge.providers.base import EMBEDDINGS, Answer, Call, IProvider
 from llmedge.providers.chunks import ReplayStream, completion_chunks
-from llmedge.providers.client import discard
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.openai_stream import ChunkRelay
-from llmedge.providers.upstream import Upstream, is_json, media_type
+from llmedge.providers.upstream import Upstream
 from llmedge.providers.upstream_errors import malformed, upstream_error
 
 
@@ -135,7 +134,7 @@ class OpenAIProvider:
         changes: dict[str, Any] = {}
         if model != call.model:
             changes["model"] = model
-        if call.stream and call.endpoint != "embeddings":
+        if call.stream and call.endpoint != EMBEDDINGS:
             options = body.get("stream_options") or {}
             if options.get("include_usage") is not True:
                 changes["stream_options"] = {**options, "include_usage": True}
@@ -154,19 +153,13 @@ class OpenAIProvider:
             raise error_from_openai(self.name, response.code, payload,
                                     upstream.retry_after(response))
         headers = upstream.relayed(response)
-        if call.stream and call.endpoint != "embeddings":
-            kind = media_type(response)
-            if kind is None or kind == b"text/event-stream":
+        if call.stream and call.endpoint != EMBEDDINGS:
+            if upstream.streams(response):
                 return UpstreamStream(self.name, response, ChunkRelay(strip_usage), headers,
                                       max_event=upstream.bounds.event)
-            if not is_json(kind):
-                discard(response)
-                raise malformed(self.name, "a stream request answered with a body that is "
-                                           "neither text/event-stream nor JSON")
             # A server that ignored "stream": its whole answer, streamed.
             _, document = yield upstream.read_json(response)
-            include = not strip_usage and call.endpoint != "embeddings"
-            return self._replay(document, call, include, headers)
+            return self._replay(document, not strip_usage, headers)
         payload, document = yield upstream.read_json(response)
         if not isinstance(document.get("data" if call.endpoint == EMBEDDINGS else "choices"),
                           list):
@@ -188,7 +181,7 @@ class OpenAIProvider:
                               f"Provider '{self.name}' answered with an error: {said}",
                               "upstream_error")
 
-    def _replay(self, document: dict, call: Call, include_usage: bool, headers) -> ReplayStream:
+    def _replay(self, document: dict, include_usage: bool, headers) -> ReplayStream:
         """
         The stream a complete answer stands for, for a client that asked for
         a stream from a server that answered in one piece.

@@ -28,7 +28,7 @@ from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IResponse
 
 from llmedge import __version__
-from llmedge.providers.client import ConnectionPool, HTTP11Client, read_body
+from llmedge.providers.client import ConnectionPool, HTTP11Client, discard, read_body
 from llmedge.providers.headers import MAX_VALUE, relayed_headers, retry_after_header
 from llmedge.providers.upstream_errors import (
     first_byte_timeout,
@@ -229,6 +229,23 @@ class Upstream:
         if reason.check(CancelledError):
             return reason
         raise from_failure(self.name, reason)
+
+    def streams(self, response: IResponse) -> bool:
+        """
+        Whether the 200 answer to a stream request is the event stream asked
+        for (or names no type), or, L{False}, one JSON document: a server
+        that ignored C{"stream"}, whose answer is then streamed to the
+        client. Any other body (an HTML page) is discarded and raised as a
+        malformed answer, before the client has been sent anything.
+        """
+        kind = media_type(response)
+        if kind is None or kind == b"text/event-stream":
+            return True
+        if is_json(kind):
+            return False
+        discard(response)
+        raise malformed(self.name, "a stream request answered with a body that is neither "
+                                   "text/event-stream nor JSON")
 
     def relayed(self, response: IResponse) -> tuple[tuple[bytes, bytes], ...]:
         """

@@ -13,22 +13,13 @@ standard library only.
 from __future__ import annotations
 
 import base64
-import json
-import re
-import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from llmedge.testing.process import ChildProcess
-
-#: How the fake announces its listener.
-LISTENING = re.compile(r"^hostile upstream listening on tcp:(?P<host>\S+):(?P<port>\d+)$")
+from llmedge.testing.fake_process import FakeServerProcess
 
 
-class HostileUpstream(ChildProcess):
+class HostileUpstream(FakeServerProcess):
     """
     A running C{python -m llmedge.testing.hostile} child process.
 
@@ -39,37 +30,7 @@ class HostileUpstream(ChildProcess):
     """
 
     name = "hostile upstream"
-
-    def __init__(
-        self,
-        listen: str = "tcp:0:interface=127.0.0.1",
-        python: str = sys.executable,
-        env: Mapping[str, str] | None = None,
-        start_timeout: float = 30.0,
-    ) -> None:
-        super().__init__(env, start_timeout)
-        self.listen = listen
-        self.python = python
-        self.base_url = ""
-        self.host_port: tuple[str, int] = ("", 0)
-
-    @property
-    def command(self) -> list[str]:
-        return [self.python, "-m", "llmedge.testing.hostile", "--listen", self.listen]
-
-    def ready(self, line: str) -> bool:
-        match = LISTENING.match(line)
-        if match:
-            self.host_port = (match["host"], int(match["port"]))
-            self.base_url = f"http://{match['host']}:{match['port']}"
-        return bool(self.base_url)
-
-    def _call(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.load(response)
+    module = "llmedge.testing.hostile"
 
     def log(self) -> list[dict[str, Any]]:
         """
@@ -93,13 +54,8 @@ class HostileUpstream(ChildProcess):
 
         @raise TimeoutError: it has not within C{timeout} seconds.
         """
-        query = urllib.parse.urlencode({"n": n, "timeout": timeout})
-        try:
-            return self._call("GET", f"/_hostile/wait?{query}", timeout=timeout + 10)
-        except urllib.error.HTTPError as e:
-            if e.code == 408:
-                raise TimeoutError(f"request {n}'s connection still open after {timeout}s") from None
-            raise
+        return self._wait("/_hostile/wait", {"n": n}, timeout,
+                          f"request {n}'s connection still open")
 
     def script(self, request_id: str, pieces: Sequence[bytes], interval: float = 0.0,
                then: str = "close") -> None:

@@ -13,22 +13,12 @@ log is read over HTTP with the standard library only.
 
 from __future__ import annotations
 
-import json
-import re
-import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Mapping
 from typing import Any
 
-from llmedge.testing.process import ChildProcess
-
-#: How the fake announces its listener: "fake upstream listening on tcp:HOST:PORT".
-LISTENING = re.compile(r"^fake upstream listening on tcp:(?P<host>\S+):(?P<port>\d+)$")
+from llmedge.testing.fake_process import FakeServerProcess
 
 
-class FakeUpstream(ChildProcess):
+class FakeUpstream(FakeServerProcess):
     """
     A running C{python -m llmedge.testing.upstream} child process.
 
@@ -37,33 +27,7 @@ class FakeUpstream(ChildProcess):
     """
 
     name = "fake upstream"
-
-    def __init__(
-        self,
-        listen: str = "tcp:0:interface=127.0.0.1",
-        python: str = sys.executable,
-        env: Mapping[str, str] | None = None,
-        start_timeout: float = 30.0,
-    ) -> None:
-        super().__init__(env, start_timeout)
-        self.listen = listen
-        self.python = python
-        self.base_url = ""
-
-    @property
-    def command(self) -> list[str]:
-        return [self.python, "-m", "llmedge.testing.upstream", "--listen", self.listen]
-
-    def ready(self, line: str) -> bool:
-        match = LISTENING.match(line)
-        if match:
-            self.base_url = f"http://{match['host']}:{match['port']}"
-        return bool(self.base_url)
-
-    def _call(self, method: str, path: str, timeout: float = 10.0) -> Any:
-        request = urllib.request.Request(self.base_url + path, method=method)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.load(response)
+    module = "llmedge.testing.upstream"
 
     def log(self) -> list[dict[str, Any]]:
         """
@@ -86,10 +50,5 @@ class FakeUpstream(ChildProcess):
         The fake answers when it happens, so this waits on the event, not on
         a guess; after C{timeout} seconds it raises L{TimeoutError}.
         """
-        query = urllib.parse.urlencode({"n": n, "field": field, "timeout": timeout})
-        try:
-            return self._call("GET", f"/_fake/wait?{query}", timeout=timeout + 10)
-        except urllib.error.HTTPError as e:
-            if e.code == 408:
-                raise TimeoutError(f"request {n} has no {field} after {timeout}s") from None
-            raise
+        return self._wait("/_fake/wait", {"n": n, "field": field}, timeout,
+                          f"request {n} has no {field}")

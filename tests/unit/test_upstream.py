@@ -1,6 +1,6 @@
 """
-Upstream plumbing: SSE parsing, the relayed stream's back-pressure and
-ending, error mapping, and what body goes upstream.
+Upstream plumbing: the relayed stream's back-pressure and ending, error
+mapping, and what body goes upstream (SSE parsing: tests/unit/test_events.py).
 """
 
 import json
@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseDone, ResponseNeverReceived
 
 from llmedge.providers.base import Call
-from llmedge.providers.events import SSEReader, UpstreamStream
+from llmedge.providers.events import UpstreamStream
 from llmedge.providers.openai import ChunkRelay, OpenAIProvider, error_from_openai
 from llmedge.providers.client import ConnectionPool, HTTP11Client
 from llmedge.providers.upstream import USER_AGENT, Bounds, Upstream
@@ -48,32 +48,6 @@ class Response:
     def deliverBody(self, protocol):
         self.protocol = protocol
         protocol.makeConnection(self.transport)
-
-
-def events_of(*pieces):
-    seen = []
-    reader = SSEReader(lambda event, data: seen.append((event, data)))
-    reader.makeConnection(Transport())
-    for piece in pieces:
-        reader.dataReceived(piece)
-    return seen
-
-
-def test_events_are_split_on_blank_lines():
-    assert events_of(b"data: a\n\ndata: b\n\n") == [(None, b"a"), (None, b"b")]
-
-
-def test_events_may_arrive_in_any_pieces():
-    assert events_of(b"da", b"ta: {\"x\"", b":1}\n", b"\n") == [(None, b'{"x":1}')]
-
-
-def test_crlf_comments_and_event_types():
-    seen = events_of(b": keep-alive\r\n\r\nevent: ping\r\ndata: {}\r\n\r\n")
-    assert seen == [(b"ping", b"{}")]
-
-
-def test_multi_line_data_is_joined():
-    assert events_of(b"data: a\ndata: b\n\n") == [(None, b"a\nb")]
 
 
 class UpstreamStreamTests(SynchronousTestCase):
