@@ -12,12 +12,19 @@ import pytest
 from twisted.internet import error as net
 from twisted.internet.defer import CancelledError
 from twisted.internet.protocol import Protocol
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IHostResolution,
+    IReactorPluggableNameResolver,
+)
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
 from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 
@@ -58,13 +65,53 @@ class Body(Protocol):
         self.reason = reason
 
 
+@implementer(IHostResolution)
+class _Resolution:
+    def __init__(self, name):
+        self.name = name
+
+    def cancel(self):
+        pass
+
+
+@implementer(IHostnameResolver)
+class _Resolver:
+    """
+    Every name is 127.0.0.1, at once.
+    """
+
+    def resolveHostName(self, receiver, hostName, portNumber=0, addressTypes=None,
+                        transportSemantics="TCP"):
+        receiver.resolutionBegan(_Resolution(hostName))
+        receiver.addressResolved(IPv4Address("TCP", "127.0.0.1", portNumber))
+        receiver.resolutionComplete()
+        return receiver
+
+
+@implementer(IReactorPluggableNameResolver)
+class Reactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} that resolves names itself, as Twisted 26's
+    does (Twisted 24.7's has no resolver, so L{HostnameEndpoint} would go
+    to a thread and never connect in memory).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.nameResolver = _Resolver()
+
+    def installNameResolver(self, resolver):
+        self.nameResolver, old = resolver, self.nameResolver
+        return old
+
+
 class Upstreams:
     """
     A client on a fake reactor, and the upstream end of its connections.
     """
 
     def __init__(self, per_host=4, idle_timeout=60.0):
-        self.reactor = MemoryReactorClock()
+        self.reactor = Reactor()
         self.pool = ConnectionPool(self.reactor, per_host, idle_timeout)
         self.client = HTTP11Client(self.reactor, self.pool, 5.0)
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from twisted.internet import error as net
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -17,6 +17,7 @@ from llmedge.providers.base import Call
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.openai import ChunkRelay, OpenAIProvider, error_from_openai
 from llmedge.providers.client import ConnectionPool, HTTP11Client
+from tests.unit.test_client import Reactor
 from llmedge.providers.upstream import USER_AGENT, Bounds, Upstream
 from llmedge.providers.upstream_errors import unreachable
 
@@ -231,7 +232,7 @@ class Wire:
     """
 
     def __init__(self, first_byte=60.0, bounds=Bounds()):
-        self.reactor = MemoryReactorClock()
+        self.reactor = Reactor()
         client = HTTP11Client(self.reactor, ConnectionPool(self.reactor), 5.0)
         self.upstream = Upstream("up", client, self.reactor, {"X-Api-Key": "sk-up"}, first_byte,
                                  bounds)
