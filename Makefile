@@ -50,6 +50,21 @@ test-tools:
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }; \
 	fi
 
+# The oldest Twisted llmedge supports (security fixes from 24.7 on): the unit
+# tests again, in a second virtualenv holding Twisted 24.7.0 (CI runs it).
+FLOOR_VENV ?= .venv-floor
+FLOOR_STAMP := $(FLOOR_VENV)/.installed
+$(FLOOR_STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --config-settings editable_mode=compat \
+	    -e '.[test]' 'twisted[tls,http2]==24.7.0'
+	touch $@
+
+.PHONY: test-floor
+test-floor: $(FLOOR_STAMP)
+	$(FLOOR_VENV)/bin/python -m pytest -p no:cacheprovider tests/unit
+
 lint: $(STAMP)
 	$(PY) -m pip install --quiet pyflakes
 	$(PY) -m pyflakes llmedge tests twisted
@@ -72,4 +87,4 @@ deb:
 	bash packaging/deb/build.sh
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info twisted/plugins/dropin.cache
+	rm -rf $(VENV) $(FLOOR_VENV) build dist *.egg-info twisted/plugins/dropin.cache
