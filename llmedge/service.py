@@ -405,6 +405,7 @@ class EdgeService(TopService):
         site.header_timeout = config["server.header_timeout_seconds"]
         site.body_timeout = config["server.body_timeout_seconds"]
         site.max_connections = config["server.max_connections"]
+        site.http2_max_concurrent_streams = config["server.http2_max_concurrent_streams"]
 
     def _reload_tls(self) -> None:
         if not self.tls and self.config_source is None:

@@ -161,6 +161,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds a request's body may take in all (0: no bound)"),
     Setting("server", "max_connections", "SERVER_MAX_CONNECTIONS", integer(0), 10000,
             "client connections served at once per process (0: no bound)"),
+    Setting("server", "http2_max_concurrent_streams", "SERVER_HTTP2_MAX_CONCURRENT_STREAMS",
+            integer(1, 1000), 100, "streams one HTTP/2 connection may have open at once"),
     Setting("auth", "enabled", "AUTH_ENABLED", boolean, True,
             "require an API key on /v1"),
     Setting("auth", "api_keys", "API_KEYS", comma_list, (),

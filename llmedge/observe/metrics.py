@@ -39,7 +39,7 @@ BYTES_BUCKETS = tuple(4**n for n in range(4, 13))  # 256 B .. 16 MiB
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER = "other"
 REFUSALS = frozenset({"bad_request", "uri_too_long", "headers_too_large", "request_timeout",
-                      "too_many_connections"})
+                      "too_many_connections", "too_many_streams", "too_many_resets"})
 ANONYMOUS = "anonymous"
 
 

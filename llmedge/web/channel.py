@@ -55,6 +55,7 @@ from llmedge.errors import (
     uri_too_long,
 )
 from llmedge.web.drain import connection_closed
+from llmedge.web.h2 import switch_to_h2
 from llmedge.web.request import LINGER_SECONDS
 
 
@@ -300,9 +301,10 @@ class EdgeChannel(HTTPChannel):
 
 class EdgeConnection(_GenericHTTPChannelProtocol):
     """
-    Twisted's per-connection wrapper (which swaps in an HTTP/2 connection
-    when TLS negotiates C{h2}), in the site's C{open_connections} from start
-    to loss, whichever protocol it speaks.
+    Twisted's per-connection wrapper, in the site's C{open_connections}
+    from start to loss, whichever protocol it speaks: HTTP/1.1
+    (L{EdgeChannel}) or, when TLS negotiates C{h2}, HTTP/2
+    (L{llmedge.web.h2.EdgeH2Connection}, swapped in here, not Twisted's).
     """
 
     _counted = False
@@ -312,6 +314,10 @@ class EdgeConnection(_GenericHTTPChannelProtocol):
         self._site.recorder.connection(+1)
         self._counted = True
         super().makeConnection(transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        switch_to_h2(self)
+        super().dataReceived(data)
 
     def connectionLost(self, reason) -> None:
         self._channel.connectionLost(reason)

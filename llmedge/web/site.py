@@ -45,6 +45,8 @@ class EdgeSite(Site):
     @ivar body_timeout: seconds a request's body may take (0: no bound).
     @ivar max_connections: connections served at once (0: no bound); past
         it a new connection is answered 503 and closed.
+    @ivar http2_max_concurrent_streams: streams an HTTP/2 connection may
+        have open at once (L{llmedge.web.h2}); past it a stream is refused.
     """
 
     _log = Logger()
@@ -66,11 +68,13 @@ class EdgeSite(Site):
         header_timeout: float = 0.0,
         body_timeout: float = 0.0,
         max_connections: int = 0,
+        http2_max_concurrent_streams: int = 100,
     ) -> None:
         super().__init__(resource, reactor=reactor)
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.max_connections = max_connections
+        self.http2_max_concurrent_streams = http2_max_concurrent_streams
         self._refusing = 0
         self._refusal_logged = float("-inf")
         #: The connections open now (L{EdgeConnection}s), for draining.

@@ -46,3 +46,12 @@ def test_connections_past_the_limit_are_counted_and_logged_once_a_minute():
     warnings = [e for e in events if "Refusing connections" in e.get("log_format", "")]
     assert len(warnings) == 2
     assert warnings[0]["open"] == 1
+
+
+def test_http2_refusals_have_reasons_of_their_own():
+    h = Harness()
+    for reason in ("too_many_streams", "too_many_resets"):
+        h.service.metrics.refused(reason)
+    text = scrape(h)
+    assert 'llmedge_refused_total{reason="too_many_streams"} 1.0' in text
+    assert 'llmedge_refused_total{reason="too_many_resets"} 1.0' in text
