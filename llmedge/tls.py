@@ -29,6 +29,33 @@ class TLSSettingsError(Exception):
     """
 
 
+#: The first pyOpenSSL that refuses to change a context once a connection
+#: was made with it, which is how Twisted releases before the new-style
+#: server options (C{OpenSSLCertificateOptions.serverConnectionForTLS})
+#: set up ALPN on every TLS connection: that pair fails every handshake.
+_PYOPENSSL_STRICT = (26, 2)
+
+
+def _compatible(options, description: str, pyopenssl: str | None = None) -> None:
+    """
+    Refuse, with one line, a Twisted and pyOpenSSL pair that cannot serve
+    TLS at all, rather than start and fail each handshake with a traceback.
+
+    @param pyopenssl: the pyOpenSSL version (default: the one installed).
+    """
+    if hasattr(options, "serverConnectionForTLS"):
+        return
+    import OpenSSL
+    import twisted
+
+    pyopenssl = pyopenssl or OpenSSL.__version__
+    version = tuple(int(part) for part in pyopenssl.split(".")[:2] if part.isdigit())
+    if version >= _PYOPENSSL_STRICT:
+        raise TLSSettingsError(
+            f"{description}: Twisted {twisted.__version__} cannot serve TLS with pyOpenSSL "
+            f"{pyopenssl}: install pyOpenSSL older than 26.2, or Twisted 26.4 or newer")
+
+
 def _build(reactor, description: str) -> SSL4ServerEndpoint:
     """
     Twisted's endpoint for C{description}, its certificate and key loaded
@@ -36,7 +63,10 @@ def _build(reactor, description: str) -> SSL4ServerEndpoint:
     """
     try:
         endpoint = serverFromString(reactor, description)
+        _compatible(endpoint._sslContextFactory, description)
         endpoint._sslContextFactory.getContext()
+    except TLSSettingsError:
+        raise
     except Exception as e:
         cause = " ".join(str(e).split()) or type(e).__name__
         raise TLSSettingsError(f"{description}: {cause[:300]}") from None
@@ -76,7 +106,14 @@ class ReloadableTLS:
         self._options = _build(self._reactor, self.description)._sslContextFactory
 
     def serverConnectionForTLS(self, protocol):
-        return self._options.serverConnectionForTLS(protocol)
+        make = getattr(self._options, "serverConnectionForTLS", None)
+        if make is None:
+            # Twisted before 25 has options that only make contexts (its
+            # TLS layer adapts them the same way).
+            from OpenSSL.SSL import Connection
+
+            return Connection(self._options.getContext(), None)
+        return make(protocol)
 
     def getContext(self):
         return self._options.getContext()

@@ -66,3 +66,29 @@ def test_mismatched_key_is_refused_at_once(live, tmp_path):
     shutil.copy(other.key, live / "key.pem")
     with pytest.raises(TLSSettingsError):
         ReloadableTLS(MemoryReactor(), description(live))
+
+
+class _OldOptions:
+    """
+    Server options as Twisted before 26.4 made them: contexts only.
+    """
+
+    def getContext(self):
+        return None
+
+
+def test_an_old_twisted_with_a_strict_pyopenssl_is_refused_in_one_line():
+    from llmedge.tls import _compatible
+
+    with pytest.raises(TLSSettingsError) as caught:
+        _compatible(_OldOptions(), "ssl:8443", pyopenssl="26.2.0")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("ssl:8443: Twisted ") and "older than 26.2" in message
+
+
+@pytest.mark.parametrize("version", ["24.2.1", "26.1.0"])
+def test_an_old_twisted_with_an_older_pyopenssl_is_fine(version):
+    from llmedge.tls import _compatible
+
+    _compatible(_OldOptions(), "ssl:8443", pyopenssl=version)
