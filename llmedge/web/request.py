@@ -161,8 +161,10 @@ class EdgeRequest(Request):
 
         The status and body go out at once; the stream is ended when the
         client has finished sending (what it sends is discarded, never
-        buffered). Ending it earlier makes Twisted's HTTP/2 connection
-        fail on the DATA frames still arriving for it.
+        buffered, its flow-control window handed back). Twisted's own
+        HTTP/2 connection failed on DATA frames arriving for a stream ended
+        earlier; L{llmedge.web.h2.EdgeH2Connection} drops them, and the body
+        timeout bounds a client that never finishes.
         """
         if self.finished or self._disconnected:
             return
