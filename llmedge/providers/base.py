@@ -124,7 +124,7 @@ class IProvider(Interface):
         Answer a legacy C{/v1/completions} call with upstream model C{model}.
         """
 
-    def embedding(call: Call, model: str) -> Deferred[dict]:
+    def embedding(call: Call, model: str) -> Deferred[dict | Answer]:
         """
         Answer a C{/v1/embeddings} call with upstream model C{model}.
         """

@@ -18,11 +18,7 @@ back-pressure (C{pauseProducing}) really stops delivery.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import math
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +26,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from llmedge.providers import mock_bounds as bounds
-from llmedge.providers.base import Call, IProvider
+from llmedge.providers.base import Answer, Call, IProvider
+from llmedge.providers.mock_embeddings import embeddings_body
 from llmedge.providers.paced import PacedStream
 from llmedge.randomness import random_hex
 from llmedge.providers.tokens import count_message_tokens, count_tokens, first_tokens, split_tokens
@@ -111,17 +108,6 @@ def _text_deltas(index: int, text: str, finish: str) -> list[str]:
         *(_TEXT_DELTA % (json.dumps(piece), index, "null") for piece in split_tokens(text)),
         _TEXT_DELTA % ('""', index, json.dumps(finish)),
     ]
-
-
-def _embedding_vector(text: str, dimensions: int) -> bytes:
-    """
-    A unit vector derived from C{text} alone, as little-endian float32: both
-    encodings are made from these bytes, so they carry the same numbers.
-    """
-    raw = hashlib.shake_256(text.encode("utf-8")).digest(4 * dimensions)
-    values = [u / 2**31 - 1.0 for u in struct.unpack(f"<{dimensions}I", raw)]
-    norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return struct.pack(f"<{dimensions}f", *(v / norm for v in values))
 
 
 def _inputs(value: Any, render: Callable[[list], str]) -> list[tuple[str, int]]:
@@ -289,11 +275,12 @@ class MockProvider:
         ]
         return {**head, "choices": choices, "usage": usage}
 
-    def _embedding(self, body: dict, model: str) -> dict[str, Any]:
+    def _embedding(self, body: dict, model: str) -> Answer:
         """
         One unit vector per input, from a hash of its text (token-id inputs:
-        their JSON text); C{base64} is little-endian float32, which is what
-        the official SDKs decode.
+        their JSON text), written straight as JSON (L{mock_embeddings}):
+        large batches are common, and a document of millions of floats
+        would take seconds to make and serialise.
         """
         dimensions = body.get("dimensions") or self._dimensions
         as_base64 = body.get("encoding_format") == "base64"
@@ -302,18 +289,7 @@ class MockProvider:
         one = isinstance(body["input"], str) or isinstance(body["input"][0], int)
         bounds.values_at_most(1 if one else len(body["input"]), dimensions, as_base64)
         inputs = _inputs(body["input"], json.dumps)
-        data = []
-        for index, (text, _) in enumerate(inputs):
-            packed = _embedding_vector(text, dimensions)
-            if as_base64:
-                vector = base64.b64encode(packed).decode("ascii")
-            else:
-                vector = list(struct.unpack(f"<{dimensions}f", packed))
-            data.append({"object": "embedding", "index": index, "embedding": vector})
         tokens = sum(count for _, count in inputs)
-        return {
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        texts = [text for text, _ in inputs]
+        return Answer(embeddings_body(texts, dimensions, as_base64, model, usage), usage)

@@ -30,11 +30,14 @@ MAX_CHOICES = 2048
 MAX_ANSWER_CHARS = 2 << 20
 #: Chunks of one stream: one per token of each choice, and two more.
 MAX_STREAM_CHUNKS = 1 << 15
-#: Embedding values (inputs times dimensions) written as JSON numbers, about
-#: half a microsecond each to make and write.
-MAX_EMBEDDING_VALUES = 1 << 16
-#: As base64, a value costs a quarter of that.
-BASE64_VALUES_PER_NUMBER = 4
+#: Embedding values (inputs times dimensions) written as JSON numbers: 2048
+#: inputs of 1536 dimensions (OpenAI's text-embedding-3-small), a 67 MB
+#: answer made in about 65 ms. A value is about 21 bytes of answer, and
+#: making that memory is most of the cost.
+MAX_EMBEDDING_VALUES = 2048 * 1536
+#: As base64 a value is 5.3 bytes: the API's own largest request, 2048
+#: inputs of 3072 dimensions (text-embedding-3-large), 34 MB in about 47 ms.
+MAX_BASE64_EMBEDDING_VALUES = 2048 * 3072
 
 
 def chat_size(messages: list[dict]) -> tuple[int, int]:
@@ -117,7 +120,7 @@ def answer_at_most(texts: list[tuple[str, int]], n: int, stream: bool, advice: s
 
 def values_at_most(inputs: int, dimensions: int, as_base64: bool) -> None:
     as_numbers = MAX_EMBEDDING_VALUES
-    as_text = MAX_EMBEDDING_VALUES * BASE64_VALUES_PER_NUMBER
+    as_text = MAX_BASE64_EMBEDDING_VALUES
     if inputs * dimensions > (as_text if as_base64 else as_numbers):
         advice = "" if as_base64 else ", or ask for encoding_format 'base64'"
         raise mock_limit_exceeded(

@@ -26,6 +26,7 @@ from llmedge.errors import APIError
 from llmedge.providers import mock_bounds as bounds
 from llmedge.providers.mock import MockProvider
 from llmedge.providers.tokens import count_message_tokens, count_tokens
+from llmedge.web.resource import json_bytes
 
 HELLO = [{"role": "user", "content": "Hello there, mock!"}]
 
@@ -57,11 +58,14 @@ class _Case(SynchronousTestCase):
             self.provider.completion(_call(COMPLETIONS, **body), "upstream")
         )
 
-    def embedding(self, **body):
+    def embedding_answer(self, **body):
         body.setdefault("input", "some text")
         return self.successResultOf(
             self.provider.embedding(_call(EMBEDDINGS, **body), "upstream")
         )
+
+    def embedding(self, **body):
+        return json.loads(self.embedding_answer(**body).body)
 
     def drain(self, stream):
         """
@@ -483,6 +487,9 @@ class CompletionTests(_Case):
 
 
 class EmbeddingTests(_Case):
+    def vector(self, text="some text", **body):
+        return self.embedding(input=text, **body)["data"][0]["embedding"]
+
     def test_response_has_openai_shape(self):
         result = self.embedding(input=["a", "b"])
         self.assertEqual(
@@ -498,33 +505,59 @@ class EmbeddingTests(_Case):
             },
         )
 
-    def test_vectors_have_unit_norm(self):
-        vector = self.embedding()["data"][0]["embedding"]
-        self.assertAlmostEqual(math.sqrt(sum(v * v for v in vector)), 1.0, places=5)
+    def test_answer_is_exactly_its_document_serialised(self):
+        for encoding in ("float", "base64"):
+            body = self.embedding_answer(input=["a", "b", "ü"], dimensions=13,
+                                         encoding_format=encoding).body
+            self.assertEqual(json_bytes(json.loads(body)), body)
 
-    def test_vectors_lie_in_unit_range(self):
-        vector = self.embedding()["data"][0]["embedding"]
-        self.assertTrue(all(-1.0 <= v <= 1.0 for v in vector))
+    def test_answer_usage_is_the_documents(self):
+        answer = self.embedding_answer(input=["one two", "three"])
+        self.assertEqual(answer.usage, json.loads(answer.body)["usage"])
+
+    def test_vectors_have_unit_norm(self):
+        for dimensions in (1, 2, 3, 7, 8, 9, 100, 1536, 3071, 3072, 16384):
+            norm = math.sqrt(math.fsum(v * v for v in self.vector(dimensions=dimensions)))
+            self.assertAlmostEqual(norm, 1.0, places=6, msg=dimensions)
+
+    def test_components_are_one_value_with_either_sign(self):
+        [c] = struct.unpack("<f", struct.pack("<f", 1 / math.sqrt(1536)))
+        vector = self.vector()
+        self.assertEqual(set(vector), {c, -c})
 
     def test_same_input_same_vector(self):
         self.assertEqual(self.embedding(), self.embedding())
 
-    def test_different_inputs_different_vectors(self):
-        data = self.embedding(input=["a", "b"])["data"]
-        self.assertNotEqual(data[0]["embedding"], data[1]["embedding"])
+    def test_vector_depends_on_the_text_alone(self):
+        alone = self.vector("b")
+        in_batch = self.embedding(input=["a", "b"])["data"][1]["embedding"]
+        self.assertEqual(alone, in_batch)
+
+    def test_different_texts_are_nearly_orthogonal(self):
+        pairs = [("a", "b"), ("cat", "cats"), ("The fox.", "The fox"), ("1", "2"),
+                 ("some text", "some text ")]
+        cosines = [sum(x * y for x, y in zip(self.vector(p), self.vector(q)))
+                   for p, q in pairs]
+        # Random signs: a cosine of 0 give or take 1/sqrt(1536) = 0.026.
+        self.assertTrue(all(abs(c) < 0.1 for c in cosines), cosines)
 
     def test_dimensions_field_overrides_configured(self):
-        self.assertEqual(len(self.embedding(dimensions=8)["data"][0]["embedding"]), 8)
+        self.assertEqual(len(self.vector(dimensions=8)), 8)
 
     def test_configured_dimensions_are_default(self):
         self.clock, self.provider = _provider(embedding_dimensions=12)
-        self.assertEqual(len(self.embedding()["data"][0]["embedding"]), 12)
+        self.assertEqual(len(self.vector()), 12)
 
-    def test_base64_round_trips_to_float_vector(self):
-        floats = self.embedding(dimensions=16)["data"][0]["embedding"]
-        encoded = self.embedding(dimensions=16, encoding_format="base64")
-        raw = base64.b64decode(encoded["data"][0]["embedding"])
-        self.assertEqual(list(struct.unpack("<16f", raw)), floats)
+    def test_base64_decodes_to_the_float_vector(self):
+        for dimensions in (1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 1535, 3071):
+            floats = self.vector(dimensions=dimensions)
+            encoded = self.vector(dimensions=dimensions, encoding_format="base64")
+            raw = base64.b64decode(encoded)
+            self.assertEqual(
+                (len(floats), list(struct.unpack(f"<{dimensions}f", raw))),
+                (dimensions, floats),
+                dimensions,
+            )
 
     def test_token_inputs_count_their_length(self):
         result = self.embedding(input=[[1, 2, 3], [4, 5]])
@@ -558,31 +591,42 @@ class BoundTests(_Case):
     def embedding_call(self, **body):
         return self.provider.embedding(_call(EMBEDDINGS, **body), "upstream")
 
-    def test_embedding_values_past_the_bound_are_refused(self):
-        inputs = bounds.MAX_EMBEDDING_VALUES // 256 + 1
+    def embedding_count(self, **body):
+        """
+        How many vectors an answer holds, without parsing its tens of MB.
+        """
+        answer = self.successResultOf(self.embedding_call(**body))
+        return answer.body.count(b'{"object":"embedding","index":')
+
+    def test_float_embeddings_of_the_small_model_at_its_largest_are_made(self):
+        self.assertEqual(
+            self.embedding_count(input=["x"] * 2048, dimensions=1536, encoding_format="float"),
+            2048)
+
+    def test_float_embedding_values_past_the_bound_are_refused(self):
         message = self.refused(
-            self.embedding_call(input=["x"] * inputs, dimensions=256, encoding_format="float"),
+            self.embedding_call(input=["x"] * 2048, dimensions=1537, encoding_format="float"),
             "input")
         self.assertIn(f"at most {bounds.MAX_EMBEDDING_VALUES} embedding values", message)
-        self.assertIn(f"{inputs} inputs of 256 dimensions", message)
+        self.assertIn("2048 inputs of 1537 dimensions", message)
         self.assertIn("encoding_format 'base64'", message)
 
-    def test_embedding_values_at_the_bound_are_made(self):
-        inputs = bounds.MAX_EMBEDDING_VALUES // 256
-        result = self.embedding(input=["x"] * inputs, dimensions=256, encoding_format="float")
-        self.assertEqual(len(result["data"]), inputs)
+    def test_base64_embeddings_of_the_largest_api_request_are_made(self):
+        self.assertEqual(
+            self.embedding_count(input=["x"] * 2048, dimensions=3072, encoding_format="base64"),
+            2048)
 
-    def test_base64_embeddings_may_have_four_times_the_values(self):
-        inputs = bounds.BASE64_VALUES_PER_NUMBER * bounds.MAX_EMBEDDING_VALUES // 256
-        result = self.embedding(input=["x"] * inputs, dimensions=256, encoding_format="base64")
-        self.assertEqual(len(result["data"]), inputs)
-        self.refused(self.embedding_call(input=["x"] * (inputs + 1), dimensions=256,
-                                         encoding_format="base64"), "input")
+    def test_base64_embedding_values_past_the_bound_are_refused(self):
+        message = self.refused(
+            self.embedding_call(input=["x"] * 2048, dimensions=3073, encoding_format="base64"),
+            "input")
+        self.assertIn(f"{bounds.MAX_BASE64_EMBEDDING_VALUES} as base64", message)
+        self.assertNotIn("encoding_format", message)
 
     def test_configured_dimensions_count_too(self):
-        self.clock, self.provider = _provider(embedding_dimensions=bounds.MAX_EMBEDDING_VALUES)
-        self.embedding(input="x", encoding_format="float")
-        self.refused(self.embedding_call(input=["x", "y"], encoding_format="float"), "input")
+        self.embedding(input=["x"] * 193, encoding_format="float")
+        self.clock, self.provider = _provider(embedding_dimensions=16384)
+        self.refused(self.embedding_call(input=["x"] * 193, encoding_format="float"), "input")
 
     def test_long_prompt_is_refused_before_it_is_read(self):
         text = "x" * (bounds.MAX_PROMPT_CHARS + 1)
