@@ -41,11 +41,25 @@ _TABLES = ("providers", "models")
 @dataclass(frozen=True)
 class Target:
     """
-    One place a public model name is served: a provider and its model name.
+    One place a public model name is served: a provider and its model name,
+    and its C{weight} for the C{weighted} strategy.
     """
 
     provider: str
     model: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    """
+    How one public model's targets are chosen: its C{strategy}
+    (L{llmedge.routing.strategies}) and the most attempts a request makes
+    (L{None}: one per target).
+    """
+
+    strategy: str = "ordered"
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,7 @@ class Config:
     listen_origin: str = "--listen"
     providers: Mapping[str, ProviderConfig] = field(default_factory=lambda: DEFAULT_PROVIDERS)
     models: Mapping[str, tuple[Target, ...]] = field(default_factory=lambda: DEFAULT_MODELS)
+    policies: Mapping[str, RoutePolicy] = field(default_factory=lambda: MappingProxyType({}))
     auth_keys: tuple[Mapping[str, Any], ...] = ()
     source: str | None = None
 
@@ -129,12 +144,14 @@ def load(
     if isinstance(values["server.address"], str):
         values["server.address"] = address(values["server.address"])
     listeners, origin = _listeners(values, tuple(listen), "SERVER_ADDRESS" in environ)
+    models, policies = _models(document.get("models"), document.get("providers"), path)
     return Config(
         values=MappingProxyType(values),
         listen=listeners,
         listen_origin=origin,
         providers=_providers(document.get("providers"), path, environ),
-        models=_models(document.get("models"), document.get("providers"), path),
+        models=models,
+        policies=policies,
         auth_keys=_auth_keys(document.get("auth", {}).get("keys"), path),
         source=path,
     )
@@ -245,39 +262,70 @@ def _providers(
     return MappingProxyType(providers)
 
 
-def _models(table: Any, providers: Any, path: str | None) -> Mapping[str, tuple[Target, ...]]:
+#: What a C{[models."NAME"]} table may hold besides C{targets}.
+_MODEL_KEYS = {"targets", "strategy", "max_attempts"}
+
+
+def _models(
+    table: Any, providers: Any, path: str | None
+) -> tuple[Mapping[str, tuple[Target, ...]], Mapping[str, RoutePolicy]]:
     if table is None:
-        return DEFAULT_MODELS
+        return DEFAULT_MODELS, MappingProxyType({})
     known = set(DEFAULT_PROVIDERS) | set(providers or ())
     if not table:
         raise ConfigError(f"{path}: [models] must name at least one model")
-    models = {}
+    models, policies = {}, {}
     for name, spec in table.items():
         where = f'models."{name}"'
-        if not isinstance(spec, dict) or set(spec) != {"targets"}:
-            raise ConfigError(f"{path}: {where} must be a table with only 'targets'")
+        if not isinstance(spec, dict) or "targets" not in spec or not set(spec) <= _MODEL_KEYS:
+            raise ConfigError(
+                f"{path}: {where} must be a table of 'targets' and optionally 'strategy' "
+                "and 'max_attempts'")
         targets = spec["targets"]
         if not isinstance(targets, list) or not targets:
             raise ConfigError(f"{where}.targets in {path}: must be a non-empty list")
-        parsed = []
-        for i, target in enumerate(targets):
-            if (
-                not isinstance(target, dict)
-                or set(target) != {"provider", "model"}
-                or not all(isinstance(v, str) and v for v in target.values())
-            ):
-                raise ConfigError(
-                    f"{where}.targets[{i}] in {path}: must be "
-                    '{ provider = "...", model = "..." }'
-                )
-            if target["provider"] not in known:
-                raise ConfigError(
-                    f"{where}.targets[{i}].provider={target['provider']!r} in {path}: "
-                    "no such provider"
-                )
-            parsed.append(Target(target["provider"], target["model"]))
+        parsed = [_target(target, f"{where}.targets[{i}]", path, known)
+                  for i, target in enumerate(targets)]
         models[name] = tuple(parsed)
-    return MappingProxyType(models)
+        policies[name] = _policy(spec, where, path)
+    return MappingProxyType(models), MappingProxyType(policies)
+
+
+def _target(target: Any, where: str, path: str | None, known: set[str]) -> Target:
+    if (
+        not isinstance(target, dict)
+        or not {"provider", "model"} <= set(target) <= {"provider", "model", "weight"}
+        or not all(isinstance(target[k], str) and target[k] for k in ("provider", "model"))
+    ):
+        raise ConfigError(
+            f"{where} in {path}: must be "
+            '{ provider = "...", model = "..." } (and optionally weight = N)'
+        )
+    if target["provider"] not in known:
+        raise ConfigError(
+            f"{where}.provider={target['provider']!r} in {path}: no such provider"
+        )
+    weight = target.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) \
+            or not 0 < weight < float("inf"):
+        raise ConfigError(f"{where}.weight={_show(weight)} in {path}: must be a positive number")
+    return Target(target["provider"], target["model"], float(weight))
+
+
+def _policy(spec: dict, where: str, path: str | None) -> RoutePolicy:
+    from llmedge.routing.strategies import STRATEGIES
+
+    strategy = spec.get("strategy", "ordered")
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"{where}.strategy={_show(strategy)} in {path}: must be one of "
+            f"{', '.join(STRATEGIES)}")
+    attempts = spec.get("max_attempts")
+    if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
+                                 or not 1 <= attempts <= 20):
+        raise ConfigError(f"{where}.max_attempts={_show(attempts)} in {path}: "
+                          "must be a whole number from 1 to 20")
+    return RoutePolicy(strategy, attempts)
 
 
 def _auth_keys(keys: Any, path: str | None) -> tuple[Mapping[str, Any], ...]:

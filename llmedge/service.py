@@ -362,7 +362,8 @@ class EdgeService(TopService):
         try:
             config = load(environ, path, listen, origin)
             keys = build_keys(config)
-            router = build_router(config, self._reactor, self._clients(config))
+            router = build_router(config, self._reactor, self._clients(config),
+                                  health=self.router.health)
         except ConfigError as e:
             self._log.error("SIGHUP: kept the running configuration: {error}", error=str(e))
             return
@@ -394,7 +395,7 @@ class EdgeService(TopService):
         """
         if self.metrics is not None:
             self.metrics.set_models(config.models)
-            self.metrics.watch_breaker(router.breaker, router.providers)
+            self.metrics.watch_health(router.health)
         self.probe.set_providers(routed_providers(config))
         site = self.site
         site.resource = build_root(

@@ -196,7 +196,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("upstream", "ca_bundle", "UPSTREAM_CA_BUNDLE", text, "",
             "PEM file of CAs to verify upstreams with (default: the system's)"),
     Setting("upstream", "cooldown_seconds", "UPSTREAM_COOLDOWN_SECONDS", seconds_or_zero, 10.0,
-            "seconds a failed provider is skipped when a model has other targets"),
+            "seconds an open circuit breaker waits before letting one probe through"),
+    Setting("upstream", "breaker_failures", "UPSTREAM_BREAKER_FAILURES", integer(1, 1000), 3,
+            "consecutive failures of a deployment that open its circuit breaker"),
+    Setting("upstream", "retry_backoff_seconds", "UPSTREAM_RETRY_BACKOFF_SECONDS",
+            seconds_or_zero, 0.25, "base of the jittered backoff before a deployment is "
+            "asked again within one request"),
     Setting("upstream", "max_response_bytes", "UPSTREAM_MAX_RESPONSE_BYTES", integer(1024),
             64 * 1024 * 1024, "largest upstream answer read, in bytes"),
     Setting("upstream", "max_error_bytes", "UPSTREAM_MAX_ERROR_BYTES", integer(1024), 65536,

@@ -57,6 +57,8 @@ class Exchange:
         no provider was called.
     @ivar error_code: the code (or type) of the error answered, if any.
     @ivar upstream_span_id: the span id of the provider call, when traced.
+    @ivar attempts: one record per deployment asked (L{llmedge.routing}).
+    @ivar strategy: the routing strategy that ordered them.
     """
 
     started: float
@@ -79,6 +81,7 @@ class Exchange:
     upstream_span_id: str | None = None
     aborted: bool = False
     attempts: list = field(default_factory=list)
+    strategy: str | None = None
 
     def count_usage(self, usage: object) -> None:
         """

@@ -102,7 +102,9 @@ class Metrics:
             MultiProcessCollector(self.exposition, path=multiprocess_dir)
         self._refreshers: list = []
         self._cooling = None
-        self._watched: list[str] = []
+        self._breaker_state = None
+        self._deployment_in_flight = None
+        self._watched: list[tuple[str, str]] = []
         self._models = frozenset(models)
         r = self.registry
         self._requests = _Children(Counter(
@@ -151,37 +153,74 @@ class Metrics:
         self._tokens = _Children(Counter(
             "llmedge_tokens", "Tokens used, as providers report them.",
             ["provider", "model", "type"], registry=r))
+        self._attempts = _Children(Counter(
+            "llmedge_deployment_attempts",
+            "Requests sent to a deployment (a provider and its model), by how they ended: "
+            "ok, error, unreachable, malformed, too_large, timeout, rate_limited.",
+            ["provider", "model", "outcome"], registry=r))
+        self._first_byte = _Children(Histogram(
+            "llmedge_deployment_first_byte_seconds",
+            "From asking a deployment to its answer's first byte (a stream's head, a "
+            "whole JSON answer).",
+            ["provider", "model"], buckets=DURATION_BUCKETS, registry=r))
         Gauge(
             "llmedge_build_info", "The running llmedge, Twisted and Python.",
             ["version", "twisted", "python"], registry=r, multiprocess_mode="max",
         ).labels(__version__, twisted.__version__, platform.python_version()).set(1)
 
-    def watch_breaker(self, breaker, providers: Iterable[str]) -> None:
+    def watch_health(self, health) -> None:
         """
-        Show which providers the circuit breaker is skipping, as
-        C{llmedge_provider_cooling_down{provider}} (1 while skipped). Called
-        again after a reload, it follows the new breaker and providers.
+        Show what routing knows of each deployment (L{llmedge.routing.health}):
+        C{llmedge_deployment_breaker_state{provider,model}} (0 closed, 1
+        half-open, 2 open, the worse of its own breaker and its provider's),
+        C{llmedge_deployment_in_flight{provider,model}}, and
+        C{llmedge_provider_cooling_down{provider}} (1 while the provider's own
+        breaker, for failures of its host or credentials, is not closed).
+        Called again after a reload, it follows the deployments configured
+        then.
         """
-        gauge = self._cooling
-        if gauge is None:
-            gauge = self._cooling = Gauge(
+        from llmedge.routing.breaker import STATE_VALUES
+
+        if self._breaker_state is None:
+            r = self.registry
+            self._breaker_state = Gauge(
+                "llmedge_deployment_breaker_state",
+                "A deployment's circuit breaker: 0 closed, 1 half-open, 2 open.",
+                ["provider", "model"], registry=r, multiprocess_mode="max")
+            self._deployment_in_flight = Gauge(
+                "llmedge_deployment_in_flight",
+                "Requests on a deployment now, streams until their end.",
+                ["provider", "model"], registry=r, multiprocess_mode="livesum")
+            self._cooling = Gauge(
                 "llmedge_provider_cooling_down",
-                "1 while a provider is skipped after a failure (circuit open).",
-                ["provider"], registry=self.registry, multiprocess_mode="max")
-        providers = list(providers)
-        for name in set(self._watched) - set(providers):
-            gauge.remove(name)
-        self._watched = providers
-        self._refreshers = []
+                "1 while a provider's own circuit breaker (host unreachable, credentials "
+                "refused) is open or half-open.",
+                ["provider"], registry=r, multiprocess_mode="max")
+        deployments = {(d.provider, d.model): d for d in health.deployments()}
+        providers = {provider for provider, _ in deployments}
+        for key in set(self._watched) - set(deployments):
+            self._breaker_state.remove(*key)
+            self._deployment_in_flight.remove(*key)
+        for name in {p for p, _ in self._watched} - providers:
+            self._cooling.remove(name)
+        self._watched = list(deployments)
+        values = []
+        for (provider, model), deployment in deployments.items():
+            values.append((self._breaker_state.labels(provider, model),
+                           lambda d=deployment: float(STATE_VALUES[d.state])))
+            values.append((self._deployment_in_flight.labels(provider, model),
+                           lambda d=deployment: float(d.in_flight)))
         for name in providers:
+            values.append((self._cooling.labels(name),
+                           lambda name=name: float(health.provider_open(name))))
+        self._refreshers = []
+        for child, value in values:
             if self.multiprocess:
                 # Values are read from files, never computed at scrape time:
                 # L{refresh} writes them.
-                self._refreshers.append(
-                    lambda child=gauge.labels(name), name=name:
-                        child.set(float(breaker.is_open(name))))
+                self._refreshers.append(lambda child=child, value=value: child.set(value()))
             else:
-                gauge.labels(name).set_function(lambda name=name: float(breaker.is_open(name)))
+                child.set_function(value)
 
     def set_models(self, models: Iterable[str]) -> None:
         """
@@ -263,3 +302,8 @@ class Metrics:
             self._tokens(provider, model, "prompt").inc(exchange.prompt_tokens)
         if exchange.completion_tokens:
             self._tokens(provider, model, "completion").inc(exchange.completion_tokens)
+        for attempt in exchange.attempts:
+            self._attempts(attempt["provider"], attempt["model"], attempt["outcome"]).inc()
+            if attempt["outcome"] == "ok":
+                self._first_byte(attempt["provider"], attempt["model"]).observe(
+                    attempt["ms"] / 1000)

@@ -133,5 +133,7 @@ class Recorder:
             span_id=exchange.span_id,
             error=exchange.error_code,
             aborted=exchange.aborted,
-            attempts=exchange.attempts or None,
+            strategy=exchange.strategy,
+            attempts=exchange.attempts if len(exchange.attempts) > 1
+            or (exchange.attempts and exchange.attempts[0]["outcome"] != "ok") else None,
         )

@@ -26,7 +26,7 @@ from llmedge.providers.base import Call, IProvider
 from llmedge.providers.chunks import ReplayStream, completion_chunks
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.upstream import Upstream
-from llmedge.providers.upstream_errors import malformed
+from llmedge.providers.upstream_errors import DEPLOYMENT, HOST, RATE_LIMIT, malformed
 
 API_VERSION = "2023-06-01"
 
@@ -98,8 +98,12 @@ class AnthropicProvider:
         retry = self._upstream.retry_after(response)
         headers = {"retry-after": retry[0][1].decode()} if retry else {}
         error = error_from_anthropic(response.code, payload, headers)
-        error.retryable = response.code >= 500 or response.code == 429
+        # Refused credentials or billing are the provider account's, and
+        # another target may be on another account: retryable, like 5xx.
+        error.retryable = response.code >= 500 or response.code in (401, 402, 403, 429)
         error.provider = self.name
+        error.scope = (RATE_LIMIT if response.code == 429
+                       else HOST if response.code in (401, 402, 403) else DEPLOYMENT)
         return error
 
 

@@ -33,7 +33,7 @@ from llmedge.providers.chunks import ReplayStream, completion_chunks
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.openai_stream import ChunkRelay
 from llmedge.providers.upstream import Upstream
-from llmedge.providers.upstream_errors import malformed, upstream_error
+from llmedge.providers.upstream_errors import HOST, RATE_LIMIT, REQUEST, malformed, upstream_error
 
 
 def error_from_openai(
@@ -54,12 +54,16 @@ def error_from_openai(
     upstream = _openai_error(body) if body else None
     said = _text(upstream, "message", _MESSAGE_LIMIT, cut=True)
     if status == 429:
+        # A request larger than the account's tokens per minute is refused
+        # with a 429 by OpenAI: about this request, not the deployment.
+        scope = REQUEST if (said or "").startswith("Request too large") else RATE_LIMIT
         return upstream_error(provider, 429, said or f"Provider '{provider}' is rate limiting.",
-                              "rate_limit_exceeded", type="rate_limit_error", headers=retry)
+                              "rate_limit_exceeded", type="rate_limit_error", headers=retry,
+                              scope=scope)
     if status in (401, 403):
         return upstream_error(
             provider, 502, f"Provider '{provider}' refused llmedge's credentials.",
-            "upstream_auth_failed")
+            "upstream_auth_failed", scope=HOST)
     if status >= 500 or upstream is None:
         message = f"Provider '{provider}' failed with status {status}."
         if said:

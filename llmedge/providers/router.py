@@ -1,39 +1,49 @@
 # -*- test-case-name: tests.unit.test_router -*-
 """
-The router: which provider answers a public model name.
+The router: which deployments serve a public model name.
 
 Clients name models by the public names the operator configured (C{[models]}
-in the TOML file); each name maps to an ordered list of targets, a provider
-and the model name that provider knows. Keeping this mapping in one object
+in the TOML file); each name maps to a L{Route}: its targets (a provider
+and the model name that provider knows, each with its health) and how to
+choose among them (L{llmedge.routing}). Keeping this mapping in one object
 lets C{/v1/models} list exactly what the request handlers will accept.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from llmedge.config import Config, ProviderConfig, Target
+from llmedge.config import Config, ProviderConfig, RoutePolicy, Target
 from llmedge.errors import model_not_found
 from llmedge.providers.base import IProvider
 from llmedge.providers.client import HTTP11Client
 from llmedge.providers.anthropic import AnthropicProvider
-from llmedge.providers.fallback import Breaker
 from llmedge.providers.mock import MockProvider
 from llmedge.providers.openai import OpenAIProvider
 from llmedge.providers.upstream import Bounds, Upstream
+from llmedge.routing.attempts import Route, Target as RouteTarget
+from llmedge.routing.health import Health
 
 
 class Router:
     """
-    Maps public model names to C{(provider, upstream model)} pairs.
+    Maps public model names to their L{Route}s: the deployments that serve
+    each, and how to choose among them.
 
-    @param models: public name to targets, in the order to try them.
+    @param models: public name to targets, in configured order.
     @param providers: provider name to provider.
     @param created: the Unix time reported as each model's C{created}.
+    @param health: every deployment's state, kept across reloads.
+    @param policies: public name to its strategy and attempts (default:
+        ordered, one attempt per target).
+    @param rng: the randomness of the weighted and latency strategies and of
+        the backoff.
+    @param backoff: the base of the jittered backoff between rounds.
     """
 
     def __init__(
@@ -41,20 +51,26 @@ class Router:
         models: Mapping[str, Sequence[Target]],
         providers: Mapping[str, IProvider],
         created: int,
-        breaker: Breaker | None = None,
+        health: Health | None = None,
+        policies: Mapping[str, RoutePolicy] | None = None,
+        rng: random.Random | None = None,
+        backoff: float = 0.25,
     ) -> None:
+        self.health = health if health is not None else Health(_Never(), cooldown=0)
+        policies = policies or {}
         self._routes = {
-            name: tuple((providers[t.provider], t.model) for t in targets)
+            name: _route(name, targets, providers, self.health, policies.get(name))
             for name, targets in models.items()
         }
+        self.health.keep({(t.provider, t.model) for targets in models.values() for t in targets})
         self._created = created
         self.providers = dict(providers)
-        #: Which providers recently failed, shared by every model's fallback.
-        self.breaker = breaker if breaker is not None else Breaker(_Never(), 0)
+        self.rng = rng if rng is not None else random.Random()
+        self.backoff = backoff
 
-    def route(self, model: str) -> tuple[tuple[IProvider, str], ...]:
+    def route(self, model: str) -> Route:
         """
-        The targets for C{model}, first choice first.
+        The route of C{model}.
 
         @raise llmedge.errors.APIError: 404 C{model_not_found}.
         """
@@ -69,12 +85,12 @@ class Router:
 
         @raise llmedge.errors.APIError: 404 C{model_not_found}.
         """
-        provider, _ = self.route(model)[0]
+        first = self.route(model).targets[0]
         return {
             "id": model,
             "object": "model",
             "created": self._created,
-            "owned_by": provider.name,
+            "owned_by": first.provider.name,
         }
 
     def list_models(self) -> dict[str, Any]:
@@ -85,6 +101,15 @@ class Router:
             "object": "list",
             "data": [self.describe(name) for name in sorted(self._routes)],
         }
+
+
+def _route(name: str, targets: Sequence[Target], providers: Mapping[str, IProvider],
+           health: Health, policy: RoutePolicy | None) -> Route:
+    policy = policy or RoutePolicy()
+    routed = tuple(
+        RouteTarget(providers[t.provider], t.model, t.weight, health.deployment(t.provider, t.model))
+        for t in targets)
+    return Route(name, routed, policy.strategy, policy.max_attempts or len(routed))
 
 
 class _Never:
@@ -133,12 +158,15 @@ def upstream_bounds(config: Config) -> Bounds:
 ClientFactory = Callable[[float], HTTP11Client]
 
 
-def build_router(config: Config, reactor: IReactorTime, clients: ClientFactory | None = None) -> Router:
+def build_router(config: Config, reactor: IReactorTime, clients: ClientFactory | None = None,
+                 health: Health | None = None) -> Router:
     """
     Make every configured provider and the router over them.
 
     @param clients: makes the HTTP client of a provider, given its connect
         timeout; the service's share one connection pool.
+    @param health: what is known of the deployments already (a reload):
+        kept for those still configured, with the new breaker settings.
     """
     if clients is None:
         clients = _no_upstreams
@@ -147,8 +175,13 @@ def build_router(config: Config, reactor: IReactorTime, clients: ClientFactory |
         name: _build_provider(reactor, spec, clients, bounds)
         for name, spec in config.providers.items()
     }
-    breaker = Breaker(reactor, config["upstream.cooldown_seconds"])
-    return Router(config.models, providers, int(reactor.seconds()), breaker)
+    threshold, cooldown = config["upstream.breaker_failures"], config["upstream.cooldown_seconds"]
+    if health is None:
+        health = Health(reactor, threshold, cooldown)
+    else:
+        health.configure(threshold, cooldown)
+    return Router(config.models, providers, int(reactor.seconds()), health, config.policies,
+                  backoff=config["upstream.retry_backoff_seconds"])
 
 
 def _no_upstreams(connect_timeout: float) -> HTTP11Client:

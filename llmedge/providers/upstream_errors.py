@@ -37,6 +37,16 @@ UNREACHABLE = "upstream_unreachable"
 MALFORMED = "upstream_malformed_response"
 TOO_LARGE = "upstream_response_too_large"
 
+#: What an upstream failure says about where the fault lies, for routing
+#: (L{llmedge.routing}): the provider's C{HOST} (it refuses connections, does
+#: not resolve, fails TLS, refuses llmedge's key: every model on it alike),
+#: the C{DEPLOYMENT} (this model on this provider: a 5xx, no first byte in
+#: time, a malformed answer), a C{RATE_LIMIT} the deployment asked to be
+#: respected (a 429, for its C{retry_after} seconds), or the C{REQUEST}
+#: itself (a 429 about this request's size, which any deployment of the
+#: same account would give, and which says nothing of the deployment).
+HOST, DEPLOYMENT, RATE_LIMIT, REQUEST = "host", "deployment", "rate_limit", "request"
+
 #: The outcome recorded for each error code; any other error is C{error}.
 _OUTCOMES = {UNREACHABLE: "unreachable", MALFORMED: "malformed", TOO_LARGE: "too_large"}
 
@@ -49,16 +59,19 @@ def upstream_error(
     type: str = "upstream_error",
     headers: Iterable[tuple[bytes, bytes]] = (),
     retryable: bool = True,
+    scope: str = DEPLOYMENT,
 ) -> APIError:
     """
     An error caused upstream; C{retryable} ones let the next target try.
     Its C{outcome} is how the provider call ended, for metrics and the
-    access log: C{unreachable}, C{malformed}, C{too_large} or C{error}.
+    access log: C{unreachable}, C{malformed}, C{too_large} or C{error};
+    its C{scope} where the fault lies (L{HOST}, L{DEPLOYMENT}, ...).
     """
     error = APIError(status, message, type=type, code=code, headers=headers)
     error.retryable = retryable
     error.provider = provider
     error.outcome = _OUTCOMES.get(code, "error")
+    error.scope = scope
     return error
 
 
@@ -67,7 +80,7 @@ def unreachable(provider: str, reason: Failure) -> APIError:
     The error for a request that never got a response, with a short cause
     and never Twisted's failure text.
     """
-    cause = "the connection failed"
+    cause, scope = "the connection failed", HOST
     inner = reason.value
     if isinstance(inner, ResponseNeverReceived | ResponseFailed) and inner.reasons:
         inner = inner.reasons[0].value
@@ -80,9 +93,12 @@ def unreachable(provider: str, reason: Failure) -> APIError:
     elif type(inner).__module__.startswith("OpenSSL") or "SSL" in type(inner).__name__:
         cause = "the TLS handshake failed"
     elif isinstance(inner, net.ConnectionLost | net.ConnectionDone):
-        cause = "the connection was closed before a response"
+        # It was reached (a pooled connection it closed, or one it dropped
+        # on this request): this deployment's failure, not its host's.
+        cause, scope = "the connection was closed before a response", DEPLOYMENT
     return upstream_error(
-        provider, 502, f"Provider '{provider}' is unreachable: {cause}.", UNREACHABLE)
+        provider, 502, f"Provider '{provider}' is unreachable: {cause}.", UNREACHABLE,
+        scope=scope)
 
 
 def malformed(provider: str, what: str) -> APIError:

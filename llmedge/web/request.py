@@ -229,6 +229,14 @@ class EdgeRequest(Request):
         """
         self._deadline = (clock, when)
 
+    @property
+    def deadline(self) -> float | None:
+        """
+        When the request's deadline passes (its clock's seconds), or
+        L{None} without one.
+        """
+        return None if self._deadline is None else self._deadline[1]
+
     def track(self, work: Deferred) -> Deferred:
         """
         Make C{work} the Deferred to cancel if the client goes away or the

@@ -22,9 +22,9 @@ from twisted.web.server import NOT_DONE_YET
 from llmedge.errors import APIError, error_from_failure, rate_limit_unavailable, write_error
 from llmedge.limits.store import StoreUnavailable
 from llmedge.observe.timing import UpstreamTimer
-from llmedge.providers.fallback import try_targets
 from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, IEventStream
 from llmedge.providers.router import Router
+from llmedge.routing.attempts import run
 from llmedge.validation import validate_chat, validate_completion, validate_embedding
 from llmedge.web.body import read_json_object
 from llmedge.web.resource import Endpoint, Leaf, Node, json_bytes, write_json
@@ -63,7 +63,7 @@ class ModelCall(Leaf):
         exchange = request.exchange
         exchange.model = body.get("model") if isinstance(body.get("model"), str) else None
         self._validate(body)
-        targets = self._router.route(body["model"])
+        route = self._router.route(body["model"])
         exchange.endpoint = self._endpoint
         headers = {"x-request-id": request.request_id}
         if request.trace is not None:
@@ -74,14 +74,14 @@ class ModelCall(Leaf):
         call = Call(self._endpoint, body, raw, request.request_id, headers)
         exchange.stream = call.stream
         if self._tokens is None:
-            self._call(None, request, targets, call)
+            self._call(None, request, route, call)
         else:
             reserved = self._tokens.reserve(request, self._endpoint, body)
-            reserved.addCallback(self._call, request, targets, call)
+            reserved.addCallback(self._call, request, route, call)
             reserved.addErrback(self._unreserved, request)
         return NOT_DONE_YET
 
-    def _call(self, refusal: APIError | None, request, targets, call: Call) -> None:
+    def _call(self, refusal: APIError | None, request, route, call: Call) -> None:
         """
         Call the providers, unless the token limit refused the request.
         """
@@ -91,8 +91,10 @@ class ModelCall(Leaf):
         if request._disconnected or request.finished:
             return  # gone while its tokens were reserved
         timer = UpstreamTimer(self._clock, request.exchange)
-        work = request.track(try_targets(
-            targets, self._method, call, self._router.breaker, self._clock, request.exchange))
+        router = self._router
+        work = request.track(run(
+            route, self._method, call, self._clock, request.exchange, router.rng,
+            router.backoff, request.deadline))
         work.addCallback(self._answer, request, timer)
         work.addErrback(self._fail, request, timer)
 

@@ -395,7 +395,9 @@ def test_model_without_a_proper_targets_list_is_refused(toml, body):
     [
         '{ provider = "mock" }',
         '{ provider = "mock", model = "" }',
-        '{ provider = "mock", model = "x", weight = 2 }',
+        '{ provider = "mock", model = "x", colour = 2 }',
+        '{ provider = "mock", model = "x", weight = 0 }',
+        '{ provider = "mock", model = "x", weight = "heavy" }',
         '"mock"',
     ],
 )
@@ -478,3 +480,26 @@ def test_unknown_key_with_a_newline_in_its_name_is_still_one_line(toml):
 
 def test_provider_interval_rejects_a_boolean(toml):
     config_error(path=toml('[providers.x]\nkind = "mock"\nstream_interval = false\n'))
+
+
+def test_a_model_may_say_its_strategy_attempts_and_weights(toml):
+    from llmedge.config import RoutePolicy, Target
+
+    config = load({}, toml(
+        '[models."m"]\nstrategy = "weighted"\nmax_attempts = 4\n'
+        'targets = [ { provider = "mock", model = "a", weight = 3 },'
+        ' { provider = "mock", model = "b" } ]\n'))
+    assert config.models["m"] == (Target("mock", "a", 3.0), Target("mock", "b", 1.0))
+    assert config.policies["m"] == RoutePolicy("weighted", 4)
+
+
+@pytest.mark.parametrize("line,words", [
+    ('strategy = "random"', "must be one of ordered, weighted, least-busy, latency"),
+    ("max_attempts = 0", "must be a whole number from 1 to 20"),
+    ("max_attempts = 21", "must be a whole number from 1 to 20"),
+    ("colour = 1", "must be a table of 'targets'"),
+])
+def test_a_bad_routing_setting_is_refused_in_one_line(toml, line, words):
+    text = config_error(path=toml(
+        f'[models."m"]\n{line}\ntargets = [ {{ provider = "mock", model = "a" }} ]\n'))
+    assert "\n" not in text and 'models."m"' in text and words in text

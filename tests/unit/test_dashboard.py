@@ -7,7 +7,10 @@ import json
 import re
 from pathlib import Path
 
+from twisted.internet.task import Clock
+
 from llmedge.observe.metrics import Metrics
+from llmedge.routing.health import Health
 
 DASHBOARD = Path(__file__).parents[2] / "packaging" / "grafana" / "llmedge-dashboard.json"
 
@@ -26,6 +29,9 @@ def exported_names():
     names = set()
     metrics = Metrics(["mock"])
     metrics.watch_limits(RedisLike())
+    health = Health(Clock())
+    health.deployment("mock", "mock")
+    metrics.watch_health(health)
     for family in metrics.registry.collect():
         names.add(family.name)
         names.update(sample.name for sample in family.samples)

@@ -31,7 +31,7 @@ def never_answering(edge):
     appends to.
     """
     cancelled = []
-    provider, _ = edge.service.router.route("mock")[0]
+    provider = edge.service.router.route("mock").targets[0].provider
     provider.chat_completion = lambda call, model: Deferred(cancelled.append)
     return cancelled
 

@@ -73,7 +73,7 @@ def never_answering(edge) -> list:
     appends to.
     """
     cancelled: list = []
-    provider, _ = edge.service.router.route("mock")[0]
+    provider = edge.service.router.route("mock").targets[0].provider
     provider.chat_completion = lambda call, model: Deferred(cancelled.append)
     return cancelled
 

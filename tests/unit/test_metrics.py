@@ -458,3 +458,29 @@ def test_metrics_need_a_key_with_auth_health_check():
     assert response.status == 401
     assert response.json()["error"]["code"] == "missing_api_key"
     assert samples(edge, "llmedge_build_info", headers={"x-api-key": KEY}) != []
+
+
+# -- deployments ---------------------------------------------------------------
+
+
+def test_each_attempt_is_counted_per_deployment_with_its_first_byte_time(toml):
+    edge = mock_edge(toml, "latency = 2\n")
+    connection = post(edge)
+    edge.reactor.advance(2)
+    assert connection.response().status == 200
+    labels = dict(provider="mock", model="mock")
+    assert sample(edge, "llmedge_deployment_attempts_total", outcome="ok", **labels) == 1.0
+    assert sample(edge, "llmedge_deployment_first_byte_seconds_sum",
+                  **labels) == pytest.approx(2.0)
+
+
+def test_breaker_state_and_in_flight_are_shown_per_deployment(toml):
+    edge = mock_edge(toml, "latency = 2\n")
+    post(edge)
+    labels = dict(provider="mock", model="mock")
+    assert sample(edge, "llmedge_deployment_in_flight", **labels) == 1.0
+    assert sample(edge, "llmedge_deployment_breaker_state", **labels) == 0.0
+    edge.service.router.health.deployment("mock", "mock").breaker.trip()
+    assert sample(edge, "llmedge_deployment_breaker_state", **labels) == 2.0
+    edge.service.router.health.host("mock").trip()
+    assert sample(edge, "llmedge_provider_cooling_down", provider="mock") == 1.0

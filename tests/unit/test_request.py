@@ -149,7 +149,7 @@ def test_unexpected_failure_is_a_json_500_without_details(edge):
     def broken(call, model):
         raise RuntimeError("secret internal detail")
 
-    provider, _ = edge.service.router.route("mock")[0]
+    provider = edge.service.router.route("mock").targets[0].provider
     provider.chat_completion = broken
     response = edge.request(
         "POST", "/v1/chat/completions",
@@ -164,7 +164,7 @@ def test_unexpected_failure_is_a_json_500_without_details(edge):
 def test_disconnect_cancels_the_tracked_work(edge):
     cancelled = []
     pending = Deferred(lambda d: cancelled.append(True))
-    provider, _ = edge.service.router.route("mock")[0]
+    provider = edge.service.router.route("mock").targets[0].provider
     provider.chat_completion = lambda call, model: pending
     connection = edge.connect()
     connection.send(raw_request(

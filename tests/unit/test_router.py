@@ -35,10 +35,12 @@ def router(providers):
 
 
 def test_route_returns_targets_first_choice_first(router, providers):
-    assert router.route("gpt-4o") == (
+    route = router.route("gpt-4o")
+    assert [(t.provider, t.model) for t in route.targets] == [
         (providers["primary"], "gpt-4o-2024"),
         (providers["backup"], "gpt-4o"),
-    )
+    ]
+    assert (route.strategy, route.max_attempts) == ("ordered", 2)
 
 
 def test_unknown_model_is_404_model_not_found(router):
@@ -83,9 +85,9 @@ def test_describe_unknown_model_is_model_not_found(router):
 
 def test_default_configuration_serves_mock_with_the_mock_provider():
     router = build_router(load({}, None, ["tcp:0"]), Clock())
-    [(provider, upstream)] = router.route("mock")
-    assert isinstance(provider, MockProvider)
-    assert (provider.name, upstream) == ("mock", "mock")
+    [target] = router.route("mock").targets
+    assert isinstance(target.provider, MockProvider)
+    assert (target.provider.name, target.model) == ("mock", "mock")
 
 
 def test_built_router_reports_the_clock_time_as_created():
@@ -104,3 +106,14 @@ def test_built_router_gives_configured_providers_their_names(tmp_path):
     router = build_router(load({}, str(path), ["tcp:0"]), Clock())
     assert [m["id"] for m in router.list_models()["data"]] == ["m"]
     assert router.describe("m")["owned_by"] == "fast"
+
+
+def test_health_is_kept_across_a_rebuild_for_deployments_still_configured(tmp_path):
+    clock = Clock()
+    first = build_router(load({}, None, ["tcp:0"]), clock)
+    first.health.deployment("mock", "mock").breaker.trip()
+    again = build_router(load({"UPSTREAM_COOLDOWN_SECONDS": "30"}, None, ["tcp:0"]), clock,
+                         health=first.health)
+    health = again.route("mock").targets[0].health
+    assert health is first.health.deployment("mock", "mock")
+    assert health.breaker.state == "open" and health.breaker.cooldown == 30

@@ -132,7 +132,7 @@ class ScriptedStream:
 
 
 def scripted(edge, stream):
-    provider, _ = edge.service.router.route("mock")[0]
+    provider = edge.service.router.route("mock").targets[0].provider
     provider.chat_completion = lambda call, model: succeed(stream)
     return edge.request("POST", "/v1/chat/completions", body=CHAT)
 

@@ -1,0 +1,16 @@
+# -*- test-case-name: tests.unit.test_attempts -*-
+"""
+Routing: which deployment of a public model answers a request, and what
+happens when it fails.
+
+  - L{breaker}: the circuit breaker (closed, open, half-open with one probe);
+  - L{health}: each deployment's breaker, load and latency, and each
+    provider's own breaker, kept across reloads;
+  - L{strategies}: the orders (ordered, weighted, least-busy, latency);
+  - L{attempts}: one request's attempts, retries and the error answered;
+  - L{tracked}: a stream counted as in flight until it ends.
+
+Import from the modules: this package imports nothing, so the
+configuration can read the names of the strategies without loading the
+rest.
+"""

@@ -1,0 +1,64 @@
+# -*- test-case-name: tests.unit.test_attempts -*-
+"""
+L{Tracked}: a provider's event stream, counted as in flight on its
+deployment until it ends.
+
+A stream's provider call is over when its head arrives, long before the
+stream is: least-busy routing must see a deployment busy with streams for
+as long as they run, so the count is given back only when the stream ends
+(delivered, failed, or stopped because the client left).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from llmedge.providers.base import IEventStream
+from llmedge.routing.health import DeploymentHealth
+
+
+@implementer(IEventStream)
+class Tracked:
+    """
+    C{stream}, counted in C{health.in_flight} until it ends.
+    """
+
+    def __init__(self, stream, health: DeploymentHealth) -> None:
+        self._stream = stream
+        self._health = health
+        self._counted = True
+
+    @property
+    def usage(self):
+        return self._stream.usage
+
+    @property
+    def headers(self):
+        return self._stream.headers
+
+    def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
+        done = self._stream.start(receiver)
+
+        def ended(result):
+            self._release()
+            return result
+
+        return done.addBoth(ended)
+
+    def _release(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._health.in_flight -= 1
+
+    def pauseProducing(self) -> None:
+        self._stream.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._stream.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._release()
+        self._stream.stopProducing()
