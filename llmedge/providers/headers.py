@@ -76,7 +76,7 @@ def retry_after(headers: Headers, now: float) -> int | None:
     at most L{MAX_RETRY_AFTER}), or L{None} when it did not say in a form
     understood: C{retry-after-ms} (what OpenAI and Azure send beside it),
     then C{Retry-After} as seconds (fractions rounded up) or as an HTTP
-    date, counted from C{now}.
+    date, counted from C{now}, then OpenAI's C{x-ratelimit-reset-*}.
     """
     seconds = None
     for name, scale in ((b"retry-after-ms", 0.001), (b"retry-after", 1.0)):
@@ -92,8 +92,35 @@ def retry_after(headers: Headers, now: float) -> int | None:
             break
         seconds = None
     if seconds is None:
+        seconds = _reset(headers)
+    if seconds is None:
         return None
     return max(1, min(MAX_RETRY_AFTER, math.ceil(seconds)))
+
+
+_DURATION = re.compile(rb"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNITS = {b"ms": 0.001, b"s": 1.0, b"m": 60.0, b"h": 3600.0}
+
+
+def _reset(headers: Headers) -> float | None:
+    """
+    The wait OpenAI's C{x-ratelimit-reset-requests}/C{-tokens} say
+    (durations such as C{1s}, C{250ms}, C{6m0s}): of the limits that are
+    spent (remaining 0), or of both, the longer.
+    """
+    waits = {}
+    for kind in (b"requests", b"tokens"):
+        value = headers.getRawHeaders(b"x-ratelimit-reset-" + kind, [None])[0]
+        if value is None or len(value) > 32:
+            continue
+        parts = _DURATION.findall(value)
+        if parts and b"".join(n + u for n, u in parts) == value.strip():
+            remaining = headers.getRawHeaders(b"x-ratelimit-remaining-" + kind, [b""])[0]
+            waits[kind] = (sum(float(n) * _UNITS[u] for n, u in parts), remaining.strip() == b"0")
+    if not waits:
+        return None
+    spent = [wait for wait, out in waits.values() if out]
+    return max(spent or [wait for wait, _ in waits.values()])
 
 
 def _date(value: bytes, now: float) -> float | None:

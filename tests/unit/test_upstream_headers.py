@@ -103,3 +103,20 @@ def test_a_retry_after_not_understood_is_none(value):
 
 def test_a_bad_retry_after_ms_falls_back_to_retry_after():
     assert retry_after(headers((b"retry-after-ms", b"x"), (b"retry-after", b"4")), NOW) == 4
+
+
+@pytest.mark.parametrize("pairs,seconds", [
+    ([(b"x-ratelimit-reset-requests", b"1s")], 1),
+    ([(b"x-ratelimit-reset-tokens", b"6m0s")], 360),
+    ([(b"x-ratelimit-reset-requests", b"250ms"), (b"x-ratelimit-reset-tokens", b"2.5s")], 3),
+    ([(b"x-ratelimit-reset-requests", b"20s"), (b"x-ratelimit-remaining-requests", b"5"),
+      (b"x-ratelimit-reset-tokens", b"2s"), (b"x-ratelimit-remaining-tokens", b"0")], 2),
+    ([(b"retry-after", b"4"), (b"x-ratelimit-reset-tokens", b"60s")], 4),
+])
+def test_openai_s_reset_headers_say_the_wait_when_nothing_else_does(pairs, seconds):
+    assert retry_after(headers(*pairs), NOW) == seconds
+
+
+@pytest.mark.parametrize("value", [b"soon", b"1x", b"5", b"1s garbage"])
+def test_a_reset_not_understood_says_nothing(value):
+    assert retry_after(headers((b"x-ratelimit-reset-requests", value)), NOW) is None
