@@ -19,11 +19,17 @@ C{x-ratelimit-limit-requests}/C{-remaining-requests} headers and echoes an
 incoming C{x-request-id}, so a proxy's header relaying can be checked.
 
 The fake checks no keys: it records what it saw and tests assert on that.
-C{GET /_fake/log} is the record, one entry per request, C{POST /_fake/reset}
-clears it, and C{GET /_fake/wait?n=N&field=finished_at|disconnected_at
-&timeout=S} answers when request N has ended that way (408 if it has not
-within S seconds), so a test can wait for the upstream side of a
-cancellation without sleeping.
+C{GET /_fake/log} is the record, one entry per request (its C{model} the
+model string as received, so a test counts the requests each deployment
+got), C{POST /_fake/reset} clears it, and C{GET /_fake/wait?n=N
+&field=finished_at|disconnected_at&timeout=S} answers when request N has
+ended that way (408 if it has not within S seconds), so a test can wait for
+the upstream side of a cancellation without sleeping.
+
+C{POST /_fake/behave} with C{{"name": NAME, "options": "slow-headers=0.3"}}
+changes how models with C{name=NAME} answer from then on (an empty string
+clears), for tests of a proxy whose upstream changes while it runs; a bad
+name or option is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -48,9 +54,12 @@ from llmedge.testing.upstream_answer import Endpoint
 from llmedge.testing.upstream_openai import (
     ChatWire, CompletionsWire, EmbeddingsWire, Models, NotFound,
 )
-from llmedge.testing.upstream_options import OPTIONS, BadOption, Behaviour, parse_model
+from llmedge.testing.upstream_options import (
+    OPTIONS, BadOption, Behaviour, Behaviours, parse_model,
+)
 
-__all__ = ["OPTIONS", "BadOption", "Behaviour", "FakeLog", "build_site", "main", "parse_model"]
+__all__ = ["OPTIONS", "BadOption", "Behaviour", "Behaviours", "FakeLog", "build_site", "main",
+           "parse_model"]
 
 DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
 RATE_LIMIT_HEADERS = ((b"x-ratelimit-limit-requests", b"5000"),
@@ -153,16 +162,18 @@ class FakeLog:
 
 class Control(Resource):
     """
-    C{/_fake/log}, C{/_fake/reset} and C{/_fake/wait}: the test's view of
-    the fake, unauthenticated and never logged.
+    C{/_fake/log}, C{/_fake/reset}, C{/_fake/wait} and C{/_fake/behave}:
+    the test's view of the fake and its hand on it, unauthenticated and
+    never logged.
     """
 
     isLeaf = True
 
-    def __init__(self, clock, log: FakeLog) -> None:
+    def __init__(self, clock, log: FakeLog, behaviours: Behaviours) -> None:
         super().__init__()
         self._clock = clock
         self._log = log
+        self._behaviours = behaviours
 
     def render(self, request) -> bytes | int:
         request.setHeader(b"Content-Type", b"application/json")
@@ -170,11 +181,28 @@ class Control(Resource):
         if action == (b"GET", b"/_fake/log"):
             return json.dumps(self._log.entries).encode()
         if action == (b"POST", b"/_fake/reset"):
+            self._behaviours.forget_requests()
             return json.dumps({"cleared": self._log.reset()}).encode()
         if action == (b"GET", b"/_fake/wait"):
             return self._wait(request)
+        if action == (b"POST", b"/_fake/behave"):
+            return self._behave(request)
         request.setResponseCode(404)
         return b'{"error": "no such control endpoint"}'
+
+    def _behave(self, request) -> bytes:
+        body = _json_body(request)
+        if not (isinstance(body, dict) and set(body) == {"name", "options"}
+                and isinstance(body["name"], str) and isinstance(body["options"], str)):
+            request.setResponseCode(400)
+            return json.dumps({"error": "behave needs {name: NAME, options: OPTIONS}, "
+                                        "both strings"}).encode()
+        try:
+            self._behaviours.behave(body["name"], body["options"])
+        except BadOption as e:
+            request.setResponseCode(400)
+            return json.dumps({"error": str(e)}).encode()
+        return json.dumps(body).encode()
 
     def _wait(self, request) -> bytes | int:
         try:
@@ -210,15 +238,15 @@ class Root(Resource):
     path, and gives every API response the headers a provider sends.
     """
 
-    def __init__(self, clock, log: FakeLog) -> None:
+    def __init__(self, clock, log: FakeLog, behaviours: Behaviours) -> None:
         super().__init__()
         self._log = log
-        self._control = Control(clock, log)
+        self._control = Control(clock, log, behaviours)
         self._routes = {
-            b"/v1/chat/completions": Endpoint(clock, ChatWire()),
-            b"/v1/completions": Endpoint(clock, CompletionsWire()),
-            b"/v1/embeddings": Endpoint(clock, EmbeddingsWire()),
-            b"/v1/messages": Endpoint(clock, MessagesWire()),
+            b"/v1/chat/completions": Endpoint(clock, ChatWire(), behaviours),
+            b"/v1/completions": Endpoint(clock, CompletionsWire(), behaviours),
+            b"/v1/embeddings": Endpoint(clock, EmbeddingsWire(), behaviours),
+            b"/v1/messages": Endpoint(clock, MessagesWire(), behaviours),
         }
         self._models = Models()
         self._not_found = NotFound()
@@ -244,11 +272,14 @@ def build_site(clock) -> Site:
     (the reactor, or a L{twisted.internet.task.Clock} in tests).
 
     The site's L{FakeLog} is its C{fake_log} attribute, for tests that
-    embed it (C{log} is taken: it is the site's access log method).
+    embed it (C{log} is taken: it is the site's access log method), and
+    what was set at run time its C{fake_behaviours} (L{Behaviours}).
     """
     log = FakeLog(clock)
-    site = Site(Root(clock, log), requestFactory=FakeRequest, reactor=clock)
+    behaviours = Behaviours()
+    site = Site(Root(clock, log, behaviours), requestFactory=FakeRequest, reactor=clock)
     site.fake_log = log
+    site.fake_behaviours = behaviours
     site.noisy = False
     return site
 

@@ -27,7 +27,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from llmedge.testing.upstream_options import Ask, BadOption, Behaviour, parse_model
+from llmedge.testing.upstream_options import OVERSIZE_MESSAGE, Ask, BadOption, Behaviour, \
+    Behaviours
 
 JSON = b"application/json"
 EVENT_STREAM = b"text/event-stream; charset=utf-8"
@@ -216,6 +217,12 @@ class Answer:
             self._request.setHeader(b"Retry-After", behaviour.retry_after.encode())
         if behaviour.html:
             self._send(status, HTML, html_page(status))
+        elif behaviour.oversize:
+            # Wire formats without a document of their own for it (Anthropic
+            # answers 413) send the message in their 429's shape.
+            oversize = getattr(self._wire, "oversize", None)
+            document = oversize() if oversize else self._wire.error(status, OVERSIZE_MESSAGE)
+            self._send(status, JSON, _dumps(document))
         else:
             message = f"fake upstream: status {status}, as the model name asked"
             self._send(status, JSON, _dumps(self._wire.error(status, message)))
@@ -265,14 +272,17 @@ class Endpoint(Resource):
     One API endpoint (a POST taking a model), answering in C{wire}'s format.
 
     Expects C{request.entry}, the request's log entry, set by the root.
+    What tests set at run time comes from C{behaviours}, shared by the
+    site's endpoints and its control path.
     """
 
     isLeaf = True
 
-    def __init__(self, clock, wire) -> None:
+    def __init__(self, clock, wire, behaviours: Behaviours | None = None) -> None:
         super().__init__()
         self._clock = clock
         self._wire = wire
+        self._behaviours = behaviours if behaviours is not None else Behaviours()
 
     def _refuse(self, request, status: int, message: str, param: str | None = None) -> bytes:
         request.setResponseCode(status, reason(status).encode())
@@ -291,13 +301,14 @@ class Endpoint(Resource):
         if not isinstance(model, str) or not model:
             return self._refuse(request, 400, "model is required", "model")
         try:
-            _, behaviour = parse_model(model)
+            _, behaviour = self._behaviours.options(model)
         except BadOption as e:
             return self._refuse(request, 400, str(e), "model")
         problem = self._wire.problem(body)
         if problem is not None:
             param, message = problem
             return self._refuse(request, 400, message, param)
+        behaviour = self._behaviours.seen(model, behaviour)
         stream = self._wire.streams and body.get("stream") is True
         ask = Ask(entry["n"], model, body, behaviour, int(self._clock.seconds()), stream)
         Answer(self._clock, request, self._wire, ask, entry).start()

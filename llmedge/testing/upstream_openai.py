@@ -12,7 +12,8 @@ The shapes are OpenAI's, down to the details a proxy can get wrong: with
 C{stream_options.include_usage} every chunk carries C{"usage": null} and one
 last chunk has C{"choices": []} and the usage; streams end with
 C{data: [DONE]}; embeddings come as base64 of little-endian float32 when
-asked.
+asked; a request too large for the account's tokens per minute is a 429
+with the C{"tokens"} error OpenAI sends for it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.resource import Resource
 
-from llmedge.testing.upstream_options import PROMPT_TOKENS
+from llmedge.testing.upstream_options import OVERSIZE_MESSAGE, PROMPT_TOKENS
 
 if TYPE_CHECKING:
     from llmedge.testing.upstream_options import Ask
@@ -91,6 +92,15 @@ class _OpenAIWire:
 
     def error(self, status: int, message: str, param: str | None = None) -> dict[str, Any]:
         return error(status, message, param)
+
+    def oversize(self) -> dict[str, Any]:
+        """
+        OpenAI's 429 document for one request over the account's tokens
+        per minute: C{type} C{"tokens"}, unlike the C{rate_limit_error} of
+        a plain 429, and a message a proxy can tell apart.
+        """
+        return {"error": {"message": OVERSIZE_MESSAGE, "type": "tokens", "param": None,
+                          "code": "rate_limit_exceeded"}}
 
     def problem(self, body: dict[str, Any]) -> tuple[str, str] | None:
         """

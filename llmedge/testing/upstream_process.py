@@ -13,9 +13,12 @@ log is read over HTTP with the standard library only.
 
 from __future__ import annotations
 
+import json
+import urllib.error
 from typing import Any
 
 from llmedge.testing.fake_process import FakeServerProcess
+from llmedge.testing.upstream_options import BadOption
 
 
 class FakeUpstream(FakeServerProcess):
@@ -38,7 +41,8 @@ class FakeUpstream(FakeServerProcess):
 
     def reset(self) -> None:
         """
-        Forget the requests seen so far.
+        Forget the requests seen so far, and so start every C{fail-first}
+        count over; options set with L{behave} stay.
         """
         self._call("POST", "/_fake/reset")
 
@@ -52,3 +56,21 @@ class FakeUpstream(FakeServerProcess):
         """
         return self._wait("/_fake/wait", {"n": n, "field": field}, timeout,
                           f"request {n} has no {field}")
+
+    def behave(self, name: str, options: str = "") -> None:
+        """
+        From now on, requests for models with C{name=NAME} behave as their
+        model name says plus C{options} (C{"slow-headers=0.3"}, in the same
+        language; run-time options win); C{""} clears them. NAME's
+        C{fail-first} count starts over. See
+        L{llmedge.testing.upstream_options}.
+
+        @raise BadOption: the fake refused the name or the options (the
+            message says why); nothing was changed.
+        """
+        try:
+            self._call("POST", "/_fake/behave", {"name": name, "options": options})
+        except urllib.error.HTTPError as e:
+            if e.code != 400:
+                raise
+            raise BadOption(json.load(e)["error"]) from None

@@ -1,7 +1,8 @@
 """
 The fake upstream (L{llmedge.testing.upstream}), driven in memory: its
-option language, both wire formats, its misbehaviour on request, its
-back-pressure and its record of what it saw, with time on a L{Clock}.
+option language, both wire formats, its misbehaviour on request and as
+changed at run time, its back-pressure and its record of what it saw, with
+time on a L{Clock}.
 """
 
 import base64
@@ -104,27 +105,35 @@ def test_a_plain_model_name_asks_for_the_default_behaviour():
 
 def test_every_option_is_parsed():
     base, behaviour = parse_model(
-        "fake+chunks=3+interval=0.1+slow-headers=2+slow-first=1.5+status=503"
-        "+retry-after=7+html+garbage+reset-after=4+hang+size=100"
+        "fake+chunks=3+interval=0.1+slow-headers=2+slow-first=1.5+status=429"
+        "+retry-after=7+html+garbage+reset-after=4+hang+size=100+oversize+fail-first=2"
+        "+name=east-1"
     )
     assert base == "fake"
     assert behaviour == Behaviour(
-        chunks=3, interval=0.1, slow_headers=2.0, slow_first=1.5, status=503,
+        chunks=3, interval=0.1, slow_headers=2.0, slow_first=1.5, status=429,
         retry_after="7", html=True, garbage=True, reset_after=4, hang=True, size=100,
+        oversize=True, fail_first=2, name="east-1",
     )
     assert set(OPTIONS) == {
         "chunks", "interval", "slow-headers", "slow-first", "status", "retry-after",
-        "html", "garbage", "reset-after", "hang", "size",
+        "html", "garbage", "reset-after", "hang", "size", "oversize", "fail-first", "name",
     }
 
 
 @pytest.mark.parametrize("model", [
     "fake+bogus", "fake+chunks", "fake+chunks=-1", "fake+chunks=x", "fake+interval=-1",
     "fake+status=200", "fake+status=600", "fake+html=1", "fake+size=0", "fake+",
+    "fake+oversize=1", "fake+oversize+status=500", "fake+fail-first=-1", "fake+fail-first",
+    "fake+name=", "fake+name=a/b", "fake+name=" + "x" * 101,
 ])
 def test_bad_options_are_refused(model):
     with pytest.raises(BadOption):
         parse_model(model)
+
+
+def test_oversize_is_a_429():
+    assert parse_model("fake+oversize")[1].status == 429
 
 
 def test_size_pads_each_piece():
@@ -446,6 +455,158 @@ def test_anthropic_errors_use_anthropics_shape(fake):
     }
 
 
+def test_oversize_is_openais_request_too_large_for_the_tokens_per_minute(fake):
+    response = fake.chat("fake+oversize")
+    assert response.status == 429
+    assert response.header("content-type") == "application/json"
+    assert response.json() == {"error": {
+        "message": "Request too large for gpt-4o in organization org-fake on tokens per min "
+                   "(TPM): Limit 30000, Requested 50000. The input or output tokens must be "
+                   "reduced in order to run successfully.",
+        "type": "tokens", "param": None, "code": "rate_limit_exceeded",
+    }}
+
+
+def test_oversize_on_messages_is_a_429_in_the_anthropic_shape(fake):
+    response = fake.messages("claude+oversize")
+    assert response.status == 429
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["type"] == "rate_limit_error"
+    assert response.json()["error"]["message"].startswith("Request too large for gpt-4o")
+
+
+def test_fail_first_fails_that_many_requests_with_503_then_answers(fake):
+    statuses = [fake.chat("fake+fail-first=2").status for _ in range(4)]
+    assert statuses == [503, 503, 200, 200]
+
+
+def test_fail_first_fails_with_the_status_and_headers_asked(fake):
+    first = fake.chat("fake+fail-first=1+status=429+retry-after=3")
+    assert (first.status, first.header("retry-after")) == (429, "3")
+    later = fake.chat("fake+fail-first=1+status=429+retry-after=3")
+    assert (later.status, later.header("retry-after")) == (200, None)
+
+
+def test_fail_first_with_oversize_fails_with_the_oversize_429(fake):
+    first = fake.chat("fake+fail-first=1+oversize")
+    assert first.status == 429 and first.json()["error"]["type"] == "tokens"
+    assert fake.chat("fake+fail-first=1+oversize").status == 200
+
+
+def test_fail_first_counts_each_model_string_apart(fake):
+    assert fake.chat("fake+fail-first=1").status == 503
+    assert fake.chat("fake+fail-first=1+chunks=2").status == 503
+    assert fake.chat("fake+fail-first=1").status == 200
+
+
+def test_fail_first_counts_a_names_requests_whatever_their_model_string(fake):
+    assert fake.chat("fake+name=east+fail-first=1").status == 503
+    assert fake.chat("fake+name=east+fail-first=1+chunks=2").status == 200
+    assert fake.chat("fake+name=west+fail-first=1").status == 503
+
+
+def test_reset_starts_the_fail_first_counts_over(fake):
+    assert fake.chat("fake+fail-first=1").status == 503
+    assert fake.chat("fake+fail-first=1").status == 200
+    fake.request("POST", "/_fake/reset")
+    assert fake.chat("fake+fail-first=1").status == 503
+
+
+# Run-time behaviour
+
+
+def behave(fake, name, options):
+    return fake.request("POST", "/_fake/behave", {"name": name, "options": options})
+
+
+def test_behave_answers_what_it_set(fake):
+    response = behave(fake, "east", "slow-headers=0.3")
+    assert response.status == 200
+    assert response.json() == {"name": "east", "options": "slow-headers=0.3"}
+
+
+def test_options_set_for_a_name_apply_to_its_models(fake):
+    behave(fake, "east", "status=500")
+    assert fake.chat("fake+name=east").status == 500
+    assert fake.chat("fake+name=east+chunks=2").status == 500
+
+
+def test_options_set_for_a_name_leave_other_models_alone(fake):
+    behave(fake, "east", "status=500")
+    assert fake.chat("fake+name=west").status == 200
+    assert fake.chat("fake").status == 200
+
+
+def test_run_time_options_are_added_to_the_model_names(fake):
+    behave(fake, "east", "slow-headers=5")
+    connection = fake.send("POST", CHAT, {"model": "fake+name=east+chunks=2"})
+    fake.clock.advance(4.9)
+    assert connection.transport.value() == b""
+    fake.clock.advance(0.1)
+    assert connection.response().json()["choices"][0]["message"]["content"] == "chunk0 chunk1"
+
+
+def test_run_time_options_win_over_the_model_names(fake):
+    behave(fake, "east", "chunks=3")
+    document = fake.chat("fake+name=east+chunks=2").json()
+    assert document["choices"][0]["message"]["content"] == "chunk0 chunk1 chunk2"
+
+
+def test_empty_options_clear_what_was_set(fake):
+    behave(fake, "east", "status=500")
+    behave(fake, "east", "")
+    assert fake.chat("fake+name=east").status == 200
+
+
+def test_setting_options_for_a_name_starts_its_fail_first_count_over(fake):
+    assert fake.chat("fake+name=east+fail-first=1").status == 503
+    assert fake.chat("fake+name=east+fail-first=1").status == 200
+    behave(fake, "east", "chunks=2")
+    assert fake.chat("fake+name=east+fail-first=1").status == 503
+    assert fake.chat("fake+name=east+fail-first=1").status == 200
+
+
+def test_fail_first_can_be_set_at_run_time(fake):
+    assert fake.chat("fake+name=east").status == 200
+    behave(fake, "east", "fail-first=2+status=502")
+    statuses = [fake.chat("fake+name=east").status for _ in range(3)]
+    assert statuses == [502, 502, 200]
+
+
+def test_a_request_is_answered_as_things_stood_when_it_came(fake):
+    behave(fake, "east", "slow-headers=5")
+    connection = fake.send("POST", CHAT, {"model": "fake+name=east"})
+    fake.clock.advance(1)
+    behave(fake, "east", "")
+    assert fake.chat("fake+name=east").status == 200
+    assert connection.transport.value() == b""
+    fake.clock.advance(4)
+    assert connection.response().status == 200
+
+
+@pytest.mark.parametrize("body,said", [
+    ({"name": "east", "options": "bogus"}, "unknown option 'bogus'"),
+    ({"name": "east", "options": "chunks=x"}, "bad value 'x' for option 'chunks'"),
+    ({"name": "east", "options": "name=west"}, "belongs in the model name"),
+    ({"name": "east", "options": "oversize+status=500"}, "'oversize' is a 429"),
+    ({"name": "a+b", "options": ""}, "bad name 'a+b'"),
+    ({"name": "east"}, "behave needs"),
+    ({"name": "east", "options": 3}, "both strings"),
+])
+def test_bad_run_time_options_are_refused_and_change_nothing(fake, body, said):
+    behave(fake, "east", "chunks=1")
+    response = fake.request("POST", "/_fake/behave", body)
+    assert response.status == 400
+    assert said in response.json()["error"]
+    assert fake.chat("fake+name=east").json()["choices"][0]["message"]["content"] == "chunk0"
+
+
+def test_run_time_options_stay_across_a_reset(fake):
+    behave(fake, "east", "status=500")
+    fake.request("POST", "/_fake/reset")
+    assert fake.chat("fake+name=east").status == 500
+
+
 # Back-pressure
 
 
@@ -505,6 +666,14 @@ def test_the_log_records_what_was_sent(fake):
         "received_at": START + 2, "finished_at": START + 2, "disconnected_at": None,
         "chunks_sent": 0,
     }
+
+
+def test_the_log_keeps_the_model_string_as_received(fake):
+    fake.request("POST", "/_fake/behave", {"name": "east", "options": "status=500"})
+    fake.chat("fake+name=east+chunks=2")
+    fake.chat("fake+fail-first=1")
+    assert [entry["model"] for entry in fake.log()] == [
+        "fake+name=east+chunks=2", "fake+fail-first=1"]
 
 
 def test_the_log_keeps_missing_headers_and_bad_bodies_as_null(fake):
