@@ -119,6 +119,11 @@ class Metrics:
         self.open_connections = Gauge(
             "llmedge_open_connections", "Client connections open now.", registry=r,
             multiprocess_mode="livesum")
+        self.unread_connections = Gauge(
+            "llmedge_unread_connections",
+            "Client connections llmedge has stopped reading because their client does not "
+            "read its answers (unsent output over the transport's mark).", registry=r,
+            multiprocess_mode="livesum")
         self._refused = _Children(Counter(
             "llmedge_refused",
             "Connections and requests refused before any route saw them: malformed HTTP "

@@ -72,6 +72,14 @@ class Recorder:
         if self.metrics is not None:
             self.metrics.open_connections.inc(change)
 
+    def unread(self, change: int) -> None:
+        """
+        A connection stopped being read because its client does not read
+        its answers (+1), or is read again or gone (-1).
+        """
+        if self.metrics is not None:
+            self.metrics.unread_connections.inc(change)
+
     def started(self) -> None:
         if self.metrics is not None:
             self.metrics.in_flight.inc()

@@ -57,6 +57,7 @@ from llmedge.errors import (
 from llmedge.web.drain import connection_closed
 from llmedge.web.h2 import switch_to_h2
 from llmedge.web.request import LINGER_SECONDS
+from llmedge.web.unread import Unread
 
 
 
@@ -67,7 +68,7 @@ from llmedge.web.request import LINGER_SECONDS
 
 
 
-class EdgeChannel(HTTPChannel):
+class EdgeChannel(Unread, HTTPChannel):
     """
     An L{HTTPChannel} that refuses in OpenAI error JSON, bounds the time
     a request's head and body may take (the site's C{header_timeout} and
@@ -105,8 +106,6 @@ class EdgeChannel(HTTPChannel):
     _closing = False
     _awaiting_head = True
     _in_body = False
-    #: The transport's buffer is over its mark: the client is not reading.
-    _output_blocked = False
     _head_timer: IDelayedCall | None = None
     _body_timer: IDelayedCall | None = None
     _linger: IDelayedCall | None = None
@@ -202,6 +201,7 @@ class EdgeChannel(HTTPChannel):
             self.dataReceived(b"")
 
     def connectionLost(self, reason) -> None:
+        self._output_blocked = False  # no longer counted as unread
         self._cancel_timers()
         if self._linger is not None and self._linger.active():
             self._linger.cancel()

@@ -60,6 +60,7 @@ from llmedge.web.h2_frames import (
     headers_over_bounds,
 )
 from llmedge.web.request import LINGER_SECONDS
+from llmedge.web.unread import Unread
 
 #: Streams reset by the client, refused or answered 431 that a connection
 #: may have: this many at once, then this many a second (a GCRA meter).
@@ -73,7 +74,7 @@ GLITCHES = Limit(per_minute=60 * GLITCH_RATE, burst=GLITCH_BURST)
 CLOSED_STREAMS_REMEMBERED = 2000
 
 
-class EdgeH2Connection(H2Connection):
+class EdgeH2Connection(Unread, H2Connection):
     """
     Twisted's HTTP/2 connection with llmedge's bounds (see the module).
     """
@@ -103,7 +104,6 @@ class EdgeH2Connection(H2Connection):
     )
 
     _closing = False
-    _output_blocked = False
     _header_timer: IDelayedCall | None = None
     _linger: IDelayedCall | None = None
 
@@ -237,6 +237,7 @@ class EdgeH2Connection(H2Connection):
 
     def connectionLost(self, reason, _cancelTimeouts: bool = True) -> None:
         self._closing = True
+        self._output_blocked = False  # no longer counted as unread
         self._stop_header_timer()
         for stream_id in list(self._body_timers):
             self._stop_body_timer(stream_id)

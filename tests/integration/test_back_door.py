@@ -19,7 +19,7 @@ import pytest
 from llmedge.testing import Daemon, HostileUpstream
 from llmedge.testing.hostile_wire import chat_chunk, chat_completion, dumps, openai_usage, \
     response, sse
-from tests.integration.conftest import API_KEY
+from tests.integration.conftest import API_KEY, metric
 
 MiB = 1024 * 1024
 #: upstream.max_response_bytes here: small, so crossing it is cheap.
@@ -198,17 +198,12 @@ def test_a_garbage_answer_is_malformed_not_unreachable(client, daemon, hostile, 
 
 
 def test_malformed_answers_are_their_own_metric_outcome(client, daemon, hostile):
-    import urllib.request
-
     headers = scripted(hostile, b"HTTP/1.1 2000 Weird\r\n\r\n")
     with pytest.raises(openai.APIStatusError):
         client.chat.completions.create(model="script", messages=MESSAGES, extra_headers=headers)
     access_line(daemon, headers["x-request-id"])
-    with urllib.request.urlopen(daemon.base_url + "/metrics", timeout=10) as scrape:
-        text = scrape.read().decode()
-    assert any(line.startswith("llmedge_upstream_request_duration_seconds_count{")
-               and 'outcome="malformed"' in line and 'provider="h"' in line
-               for line in text.splitlines())
+    assert metric(daemon.host_port, "llmedge_upstream_request_duration_seconds_count",
+                  outcome="malformed", provider="h") is not None
 
 
 # -- Headers: an explicit list, values checked

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from llmedge.testing import Daemon
-from tests.integration.conftest import API_KEY
+from tests.integration.conftest import API_KEY, Steady, metric, send_until_unread
 
 LIMIT = 65536  # MAX_REQUEST_SIZE
 HEADER_TIMEOUT = 1.0  # SERVER_HEADER_TIMEOUT_SECONDS
@@ -438,7 +438,6 @@ def test_absolute_form_target_is_served_as_its_path(daemon, healthy):
 #: nothing to make, so only back-pressure stops a client asking for millions.
 UNKEYED = b"GET /v1/models HTTP/1.1\r\nHost: llmedge.test\r\n\r\n"
 KEYED = UNKEYED[:-2] + b"Authorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
-STALL = 3.0  # send() taking nothing for this long: llmedge stopped reading
 SENT_BOUND = 4 * 2**20
 RSS_BOUND = 20 * 2**20
 TWISTED_BUFFER = 65536  # a TCP transport's high-water mark (its bufferSize)
@@ -454,28 +453,13 @@ def kernel_send_buffer_max():
         return int(wmem.read().split()[2])
 
 
-def rss(daemon):
-    with open(f"/proc/{daemon.process.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def answered(daemon, status):
     """
     How many C{GET /v1/models} the daemon has answered with C{status},
     from C{llmedge_http_requests_total} in /metrics.
     """
-    metrics = head(b"GET", b"/metrics", auth=False, json_type=False)
-    code, _, body = exchange(daemon, metrics)[0]
-    assert code == 200
-    labels = (b'method="GET"', b'route="/v1/models"', b'status="%d"' % status)
-    return sum(
-        float(line.rsplit(b" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith(b"llmedge_http_requests_total{") and all(x in line for x in labels)
-    )
+    return metric(daemon.host_port, "llmedge_http_requests_total", method="GET",
+                  route="/v1/models", status=str(status)) or 0.0
 
 
 def answer_size(daemon, request, status):
@@ -492,25 +476,6 @@ def answer_size(daemon, request, status):
     return len(answer)
 
 
-def send_until_blocked(sock, data, bound):
-    """
-    Send C{data} over and over until C{send} takes nothing for L{STALL}
-    seconds; the bytes sent by then, or L{None} if C{bound} bytes went
-    first.
-    """
-    view = memoryview(data)
-    sent = offset = 0
-    sock.settimeout(STALL)
-    while sent < bound:
-        try:
-            n = sock.send(view[offset:])
-        except TimeoutError:
-            return sent
-        sent += n
-        offset = (offset + n) % len(data)
-    return None
-
-
 @pytest.mark.parametrize(("request_", "status"), [(UNKEYED, 401), (KEYED, 200)],
                          ids=["unkeyed", "keyed"])
 def test_client_that_pipelines_and_never_reads_is_no_longer_read(daemon, healthy, request_,
@@ -523,7 +488,7 @@ def test_client_that_pipelines_and_never_reads_is_no_longer_read(daemon, healthy
     """
     size = answer_size(daemon, request_, status)
     answered_bound = (kernel_send_buffer_max() + 2 * TWISTED_BUFFER) // size
-    rss_before, answered_before = rss(daemon), answered(daemon, status)
+    rss_before, answered_before = daemon.rss(), answered(daemon, status)
     sock = socket.socket()
     # Small buffers on the client's side, so that what the kernel holds is
     # small beside the bounds.
@@ -531,11 +496,12 @@ def test_client_that_pipelines_and_never_reads_is_no_longer_read(daemon, healthy
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
     sock.connect(daemon.host_port)
     try:
-        sent = send_until_blocked(sock, request_ * 1000, SENT_BOUND)
+        sent = send_until_unread(sock, request_ * 1000, SENT_BOUND, daemon.host_port,
+                                 Steady(lambda: answered(daemon, status)))
         assert sent is not None, f"llmedge still reads after {SENT_BOUND} bytes"
-        grown = rss(daemon) - rss_before
+        grown = daemon.rss() - rss_before
         count = answered(daemon, status) - answered_before
-        print(f"\n{sent} bytes ({sent // len(request_)} requests) sent before send blocked; "
+        print(f"\n{sent} bytes ({sent // len(request_)} requests) sent before llmedge stopped reading; "
               f"{count:.0f} answered ({size} bytes each); RSS grew {grown / 2**20:.1f} MiB")
         assert grown < RSS_BOUND
         assert count < answered_bound

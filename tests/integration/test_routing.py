@@ -25,9 +25,9 @@ from collections import Counter
 
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from llmedge.testing import Daemon, FakeUpstream, wait_until
+from tests.integration.conftest import metric
 
 KEY = "sk-routing-tenant-b"
 #: The tenant whose requests are too large for the upstream's budget.
@@ -216,30 +216,12 @@ def served(upstream, *models: str) -> list[str]:
     return [entry["model"] for entry in upstream.log() if entry["model"] in models]
 
 
-def metric(daemon, name: str, **labels: str) -> float | None:
-    """
-    The value of sample C{name} with C{labels} in the daemon's C{/metrics}.
-    """
-    connection = http.client.HTTPConnection(*daemon.host_port, timeout=WAIT)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v
-                                           for k, v in labels.items()):
-                return sample.value
-    return None
-
-
 def breaker(daemon, provider: str, model: str) -> float | None:
     """
     A deployment's breaker as C{/metrics} shows it: 0 closed, 1 half-open,
     2 open.
     """
-    return metric(daemon, "llmedge_deployment_breaker_state", provider=provider, model=model)
+    return metric(daemon.host_port, "llmedge_deployment_breaker_state", provider=provider, model=model)
 
 
 @contextlib.contextmanager
@@ -283,7 +265,7 @@ def test_the_sdk_sees_no_error_while_one_of_two_deployments_is_down(client, daem
     answers = [ask(client, model).choices[0].message.content for _ in range(20)]
     assert answers == ["chunk0 chunk1 chunk2 chunk3 chunk4"] * 20
     assert breaker(daemon, down, "fake") == 2
-    assert metric(daemon, "llmedge_provider_cooling_down", provider=down) == 1
+    assert metric(daemon.host_port, "llmedge_provider_cooling_down", provider=down) == 1
 
 
 def test_a_good_model_works_right_after_another_model_on_its_provider_failed(client, daemon):
@@ -474,10 +456,10 @@ def test_each_attempt_is_counted_by_deployment_and_outcome(client, daemon):
     ask(client, "t11-counted")
     bad, good = "fake+name=t11-bad+status=500", "fake+name=t11-good"
     counted = "llmedge_deployment_attempts_total"
-    wait_until(lambda: metric(daemon, counted, provider="up", model=good, outcome="ok") == 1,
+    wait_until(lambda: metric(daemon.host_port, counted, provider="up", model=good, outcome="ok") == 1,
                WAIT, "the good attempt counted")
-    assert metric(daemon, counted, provider="up", model=bad, outcome="error") == 1
-    assert metric(daemon, "llmedge_deployment_first_byte_seconds_count",
+    assert metric(daemon.host_port, counted, provider="up", model=bad, outcome="error") == 1
+    assert metric(daemon.host_port, "llmedge_deployment_first_byte_seconds_count",
                   provider="up", model=good) == 1
 
 
@@ -486,7 +468,7 @@ def test_requests_in_flight_on_a_deployment_are_shown_until_they_end(client, dae
     behave("t12-slow", "slow-headers=600")
     gauge = "llmedge_deployment_in_flight"
     with in_flight(daemon, upstream, "t12-slow", "fake+name=t12-slow", 2):
-        wait_until(lambda: metric(daemon, gauge, provider="up", model="fake+name=t12-slow")
+        wait_until(lambda: metric(daemon.host_port, gauge, provider="up", model="fake+name=t12-slow")
                    == 2, WAIT, "two requests in flight")
-    wait_until(lambda: metric(daemon, gauge, provider="up", model="fake+name=t12-slow") == 0,
+    wait_until(lambda: metric(daemon.host_port, gauge, provider="up", model="fake+name=t12-slow") == 0,
                WAIT, "no request in flight")

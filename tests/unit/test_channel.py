@@ -278,6 +278,24 @@ def test_pipelined_requests_are_answered_at_once_while_the_client_reads(edge):
     assert connection.transport.producerState == "producing"
 
 
+def unread(edge) -> float:
+    return edge.service.metrics.registry.get_sample_value("llmedge_unread_connections")
+
+
+def test_a_connection_not_read_is_counted_until_its_client_reads(edge):
+    connection = held(edge, "r1", "r2")
+    assert unread(edge) == 1
+    connection.transport.drain()
+    connection.transport.drain()
+    assert unread(edge) == 0
+
+
+def test_a_connection_not_read_stops_counting_when_it_is_gone(edge):
+    connection = held(edge, "r1", "r2")
+    connection.lose()
+    assert unread(edge) == 0
+
+
 def test_held_bytes_start_no_head_timer(edge):
     connection = held(edge, "r1", "r2")
     edge.reactor.advance(5 + 1)  # past SERVER_HEADER_TIMEOUT_SECONDS

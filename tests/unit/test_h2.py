@@ -616,6 +616,17 @@ def test_reading_resumes_once_the_client_has_read(edge):
     assert len(raw.frames()) == 1000  # the held PINGs, answered
 
 
+def test_an_http2_connection_not_read_is_counted_until_its_client_reads(edge):
+    unread = lambda: edge.service.metrics.registry.get_sample_value(  # noqa: E731
+        "llmedge_unread_connections")
+    raw = RawClient(edge, BufferedTransport())
+    flood_until_paused(raw)
+    assert unread() == 1
+    raw.frames()
+    raw.transport.producer.resumeProducing()
+    assert unread() == 0
+
+
 def test_priority_frames_naming_many_streams_are_ignored(edge):
     raw = RawClient(edge)
     raw.frames()
