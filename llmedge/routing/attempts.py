@@ -95,11 +95,9 @@ def plan(route: Route, now: float, rng: random.Random) -> list[Target]:
     The order to ask C{route}'s deployments in for one request: the
     strategy's, the ready ones first, then the others, half-open first.
     """
-    ordered = ORDERS[route.strategy](route.targets, rng)
-    ready = [t for t in ordered if t.health.ready(now)]
-    if len(ready) == len(ordered):
-        return ready
-    waiting = [t for t in ordered if not t.health.ready(now)]
+    ready, waiting = [], []
+    for target in ORDERS[route.strategy](route.targets, rng):
+        (ready if target.health.ready(now) else waiting).append(target)
     waiting.sort(key=lambda t: t.health.state != HALF_OPEN)
     return ready + waiting
 
@@ -143,7 +141,7 @@ async def _attempts(route, method, call, clock, exchange, rng, backoff, deadline
                 continue
             now = clock.seconds()
             wait = max(0.0, target.health.limited_until - now)
-            if round and index == _first(order, excluded):
+            if round and not asked:  # a round after the first: back off before it
                 wait = max(wait, rng.uniform(0, min(MAX_BACKOFF, backoff * 2 ** (round - 1))))
             if deadline is not None and now + wait >= deadline:
                 continue
@@ -163,12 +161,9 @@ async def _attempts(route, method, call, clock, exchange, rng, backoff, deadline
             break
         round += 1
     if not errors:
-        raise _nothing_tried(route)
+        # Every deployment's wait ran past the deadline before it could be asked.
+        raise deadline_exceeded()
     raise best(errors)
-
-
-def _first(order: Sequence[Target], excluded: set[int]) -> int | None:
-    return next((i for i in range(len(order)) if i not in excluded), None)
 
 
 def _single(target: Target, method: str, call: Call, clock, exchange: Exchange) -> Deferred:
@@ -276,11 +271,6 @@ def best(errors: Sequence[APIError]) -> APIError:
         timed = [pair for pair in waits if pair[0] is not None]
         return min(timed, key=lambda pair: pair[0])[1] if timed else errors[-1]
     return max(reversed(errors), key=lambda e: _RANK.get(e.code, _SAID))
-
-
-def _nothing_tried(route: Route) -> APIError:
-    # Every deployment's wait ran past the deadline before it could be asked.
-    return deadline_exceeded()
 
 
 def _record(target: Target, clock, started: float, error: APIError | None) -> dict[str, Any]:
