@@ -33,6 +33,18 @@ def daemon():
         yield running
 
 
+@pytest.fixture(scope="module")
+def hostile():
+    """
+    A hostile fake upstream (L{llmedge.testing.HostileUpstream}) for a test
+    module.
+    """
+    from llmedge.testing import HostileUpstream
+
+    with HostileUpstream() as running:
+        yield running
+
+
 @pytest.fixture
 def auth():
     """

@@ -16,7 +16,7 @@ import uuid
 import openai
 import pytest
 
-from llmedge.testing import Daemon, HostileUpstream
+from llmedge.testing import Daemon
 from llmedge.testing.hostile_wire import chat_chunk, chat_completion, dumps, openai_usage, \
     response, sse
 from tests.integration.conftest import API_KEY, metric
@@ -56,12 +56,6 @@ def config_text(base_url: str) -> str:
     lines += ['[models."fallback"]',
               'targets = [ { provider = "h", model = "script" }, { provider = "h", model = "good" } ]']
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="module")
-def hostile():
-    with HostileUpstream() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

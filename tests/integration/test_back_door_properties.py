@@ -15,7 +15,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from llmedge.testing import Daemon, HostileUpstream
+from llmedge.testing import Daemon
 from tests.hostile_answers import described_answers
 from tests.integration.conftest import API_KEY
 
@@ -25,12 +25,6 @@ PROPERTY = settings(max_examples=150, deadline=None, derandomize=True,
 #: Statuses llmedge may answer for an upstream's doing: its success, the
 #: upstream's own 4xx about the request, and its gateway errors. Never 500.
 STATUSES = {200, 400, 404, 408, 413, 422, 429, 502, 503, 504}
-
-
-@pytest.fixture(scope="module")
-def hostile():
-    with HostileUpstream() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
