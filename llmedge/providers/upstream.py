@@ -198,18 +198,16 @@ class Upstream:
             page from a proxy in between), could not be read whole, or is
             over the bound.
         """
-        name = self.name
+        return read_body(response, self.bounds.response).addCallbacks(self._parse, self._failed)
 
-        def parse(payload: bytes) -> tuple[bytes, dict]:
-            try:
-                document = json.loads(payload)
-            except (ValueError, RecursionError):
-                document = None
-            if not isinstance(document, dict):
-                raise malformed(name, "a body that is not a JSON object")
-            return payload, document
-
-        return read_body(response, self.bounds.response).addCallbacks(parse, self._failed)
+    def _parse(self, payload: bytes) -> tuple[bytes, dict]:
+        try:
+            document = json.loads(payload)
+        except (ValueError, RecursionError):
+            document = None
+        if not isinstance(document, dict):
+            raise malformed(self.name, "a body that is not a JSON object")
+        return payload, document
 
     def read_error(self, response: IResponse) -> Deferred[bytes | None]:
         """
@@ -217,13 +215,7 @@ class Upstream:
         L{None} when it is larger or could not be read (the status alone
         then speaks: an error is an error however its body ended).
         """
-
-        def unread(reason: Failure):
-            if reason.check(CancelledError):
-                return reason
-            return None
-
-        return read_body(response, self.bounds.error).addErrback(unread)
+        return read_body(response, self.bounds.error).addErrback(_unread)
 
     def _failed(self, reason: Failure):
         if reason.check(CancelledError):
@@ -258,3 +250,9 @@ class Upstream:
         The C{Retry-After} to give the client for this (429 or 503) answer.
         """
         return retry_after_header(response.headers, self.clock.seconds())
+
+
+def _unread(reason: Failure) -> Failure | None:
+    if reason.check(CancelledError):
+        return reason
+    return None
