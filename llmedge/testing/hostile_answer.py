@@ -20,6 +20,7 @@ from llmedge.testing.hostile_wire import (
     LAST_CHUNK, PIECES, TEXT, anthropic_events, anthropic_message, chat_chunk, chat_completion,
     chunk, dumps, embedding_list, error, head, openai_usage, response, sse, text_completion,
 )
+from llmedge.testing.upstream_openai import include_usage
 
 __all__ = ["TEXT", "json_response", "normal_answer"]
 
@@ -41,15 +42,10 @@ def _stream(events: list[bytes]) -> bytes:
             + b"".join(chunk(e) for e in events) + LAST_CHUNK)
 
 
-def _include_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
-
-
 def _chat(body: dict[str, Any], model: str) -> bytes:
     if body.get("stream") is not True:
         return json_response(200, chat_completion(model=model))
-    usage = _include_usage(body)
+    usage = include_usage(body)
     extra = {"usage": None} if usage else {}
     deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in PIECES]
     chunks = [chat_chunk(d, model, **extra) for d in deltas]
@@ -64,7 +60,7 @@ def _completion(body: dict[str, Any], model: str) -> bytes:
         return json_response(200, text_completion(model=model, usage=openai_usage()))
     documents = [text_completion(p, model, None) for p in PIECES]
     documents.append(text_completion("", model, "stop"))
-    if _include_usage(body):
+    if include_usage(body):
         documents.append({**text_completion("", model), "choices": [], "usage": openai_usage()})
     return _stream([sse(d) for d in documents] + [DONE])
 

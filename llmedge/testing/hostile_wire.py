@@ -16,13 +16,13 @@ may repeat, a value may hold a NUL, a length may lie.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
-#: What every well-formed answer says it was given as a prompt.
-PROMPT_TOKENS = 7
+from llmedge.testing.upstream_openai import dumps, usage
+from llmedge.testing.upstream_options import PROMPT_TOKENS
+
 #: The well-formed answers' text, in the pieces a stream sends it in.
 PIECES = ("Hello", " from", " upstream.")
 TEXT = "".join(PIECES)
@@ -38,13 +38,6 @@ def _bytes(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     return str(value).encode("utf-8")
-
-
-def dumps(document: Any) -> bytes:
-    """
-    C{document} as compact JSON bytes, as most providers send it.
-    """
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def head(status: int | bytes, headers: Headers = ()) -> bytes:
@@ -132,8 +125,7 @@ def openai_usage(completion_tokens: int = len(PIECES)) -> dict[str, int]:
     """
     OpenAI's usage block for the fixed prompt and C{completion_tokens}.
     """
-    return {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": completion_tokens,
-            "total_tokens": PROMPT_TOKENS + completion_tokens}
+    return usage(completion_tokens)
 
 
 def chat_completion(content: str = TEXT, model: str = "hostile", id: str = "chatcmpl-hostile",

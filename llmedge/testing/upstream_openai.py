@@ -77,8 +77,11 @@ def error(status: int, message: str, param: str | None = None) -> dict[str, Any]
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-def _include_usage(ask: Ask) -> bool:
-    options = ask.body.get("stream_options")
+def include_usage(body: dict[str, Any]) -> bool:
+    """
+    Whether a request body asks for a stream's usage chunk.
+    """
+    options = body.get("stream_options")
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
@@ -137,7 +140,7 @@ class ChatWire(_OpenAIWire):
         }
 
     def events(self, ask: Ask) -> Iterator[bytes]:
-        with_usage = _include_usage(ask)
+        with_usage = include_usage(ask.body)
 
         def chunk(delta: dict[str, Any], finish: str | None = None, choices: bool = True):
             document: dict[str, Any] = {
@@ -187,7 +190,7 @@ class CompletionsWire(_OpenAIWire):
         return document
 
     def events(self, ask: Ask) -> Iterator[bytes]:
-        with_usage = _include_usage(ask)
+        with_usage = include_usage(ask.body)
         pieces = [(ask.behaviour.piece(i), None) for i in range(ask.behaviour.chunks)]
         for text, finish in [*pieces, ("", "stop")]:
             document = self._document(ask, text, finish)
