@@ -305,3 +305,26 @@ def test_read_body_with_a_limit_reads_any_response():
 
     assert failure_of(read_body(Canned(), limit=10)).check(BodyTooLarge)
     assert read_body(Canned(), limit=11).result == b"x" * 11
+
+
+@pytest.mark.parametrize("endless", [
+    b"1" + b";" + b"x" * 1000,          # a chunk-size line that never ends
+    b"0\r\n" + b"X-Trailer: t\r\n" * 100,  # trailers that never end
+])
+def test_chunk_lines_and_trailers_are_bounded(endless):
+    from llmedge.providers.client.connection import MAX_CHUNK_LINE
+
+    up = Upstreams()
+    d, protocol, transport = up.exchange(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+    body = read_body(d.result)
+    protocol.dataReceived(endless[:5])
+    sent = 5
+    while not body.called:
+        piece = endless[5:] if endless.startswith(b"0") else b"x" * 1000
+        protocol.dataReceived(piece)
+        sent += len(piece)
+        assert sent <= MAX_HEAD + MAX_CHUNK_LINE + 4096, "read on past the bounds"
+    error = from_failure("up", failure_of(body))
+    assert error.code == "upstream_malformed_response"
+    assert "too long" in error.message
+    assert transport.disconnected or transport.disconnecting
