@@ -24,6 +24,7 @@ from llmedge.providers.client import (
     HeadTooLarge,
     IBodySink,
     IBodySource,
+    IIdlePool,
     Response,
     discard,
     read_body,
@@ -210,6 +211,7 @@ def test_connection_and_response_provide_their_interfaces():
     assert isinstance(connection, Connection)
     verifyObject(IBodySource, connection)
     verifyObject(IBodySink, d.result)
+    verifyObject(IIdlePool, up.pool)
 
 
 @implementer(IBodySource)

@@ -23,7 +23,8 @@ The package, one idea a module:
   - L{response}: the L{IResponse} handed back, and L{read_body}, which
     reads a body whole up to a limit;
   - L{interfaces}: what a connection and a response may ask of each other
-    (L{IBodySource}, L{IBodySink}), the only way they meet.
+    (L{IBodySource}, L{IBodySink}), the only way they meet, and what a
+    connection asks of its pool (L{IIdlePool}).
 
 A body that arrived with its head (the common case for a completion) is
 complete before the response is handed over, so L{read_body} fires at once
@@ -35,7 +36,7 @@ not HTTP fails with a L{MalformedResponse} inside the L{ResponseFailed}, so
 a broken upstream can be told from an unreachable one.
 """
 
-from llmedge.providers.client.interfaces import IBodySink, IBodySource
+from llmedge.providers.client.interfaces import IBodySink, IBodySource, IIdlePool
 from llmedge.providers.client.pool import ConnectionPool, HTTP11Client
 from llmedge.providers.client.response import (
     MAX_BUFFER,
@@ -48,5 +49,5 @@ from llmedge.providers.client.wire import MAX_HEAD, HeadTooLarge, MalformedRespo
 
 __all__ = [
     "MAX_BUFFER", "MAX_HEAD", "BodyTooLarge", "ConnectionPool", "HTTP11Client", "HeadTooLarge",
-    "IBodySink", "IBodySource", "MalformedResponse", "Response", "discard", "read_body",
+    "IBodySink", "IBodySource", "IIdlePool", "MalformedResponse", "Response", "discard", "read_body",
 ]

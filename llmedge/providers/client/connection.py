@@ -16,7 +16,6 @@ what it keeps.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -26,7 +25,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
-from llmedge.providers.client.interfaces import IBodySink, IBodySource
+from llmedge.providers.client.interfaces import IBodySink, IBodySource, IIdlePool
 from llmedge.providers.client.wire import (
     MAX_HEAD,
     HeadTooLarge,
@@ -34,9 +33,6 @@ from llmedge.providers.client.wire import (
     blank_line,
     parse_head,
 )
-
-if TYPE_CHECKING:
-    from llmedge.providers.client.pool import ConnectionPool
 
 #: A chunk-size line longer than this is not HTTP.
 MAX_CHUNK_LINE = 4096
@@ -77,7 +73,7 @@ class Connection(Protocol):
     @ivar idle_since: when it went back to the pool.
     """
 
-    def __init__(self, pool: ConnectionPool, key: tuple) -> None:
+    def __init__(self, pool: IIdlePool, key: tuple) -> None:
         self._pool = pool
         self.key = key
         self.state = WAITING

@@ -3,7 +3,8 @@
 The two sides of a response body, and what each may ask of the other.
 
 A connection (L{llmedge.providers.client.connection}) decodes the body off
-the wire; a response (L{llmedge.providers.client.response}) holds it for
+the wire, and goes back to its L{IIdlePool} when it may carry another
+request; a response (L{llmedge.providers.client.response}) holds it for
 whoever reads it. They meet only through these interfaces: the connection
 pushes bytes and the body's end into an L{IBodySink}; the sink steers the
 connection through the L{IBodySource} it was given when the body began.
@@ -61,4 +62,22 @@ class IBodySink(Interface):
         carrying another request already), else a L{Failure}:
         L{twisted.web.http.PotentialDataLoss} for a body ended by the
         connection's close, L{twisted.web.client.ResponseFailed} otherwise.
+        """
+
+
+class IIdlePool(Interface):
+    """
+    What a connection asks of the pool it came from
+    (L{llmedge.providers.client.pool.ConnectionPool}).
+    """
+
+    def release(connection) -> bool:
+        """
+        Keep C{connection}, whose response is over, for the next request to
+        its host; L{False} when the pool has no room (it is then closed).
+        """
+
+    def forget(connection) -> None:
+        """
+        C{connection}, idle in the pool, is closed or no longer to be used.
         """

@@ -21,13 +21,16 @@ from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IResponse
+from zope.interface import implementer
 
 from llmedge.providers.client.connection import Connection
+from llmedge.providers.client.interfaces import IIdlePool
 from llmedge.providers.client.wire import header_block
 
 _BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
 
 
+@implementer(IIdlePool)
 class ConnectionPool:
     """
     Idle connections kept for reuse, per C{(scheme, host, port)}, shared by
