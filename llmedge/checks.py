@@ -242,3 +242,37 @@ def own(key: str, check: Check) -> Check:
     null a wrong type.
     """
     return lambda value, path: require_key(value, key, check, path)
+
+
+#: The deepest nesting a body may have, the body object itself being level
+#: 1. Python's JSON parser gives up near its recursion limit (1000 frames
+#: on Python 3.11, shared with the frames already on the stack), so a body
+#: it just managed to parse (950 levels did) could not be serialised again
+#: from the deeper stack where a provider re-encodes it for its upstream.
+#: 128 leaves the later steps (json.dumps, the Anthropic translation) some
+#: 800 levels for the stack under them, where the daemon uses about 50; it
+#: is four times the deepest real bodies (OpenAI allows schemas 10 levels
+#: deep, some 30 levels of JSON in a tool or response format), and what
+#: serde_json, the parser of many Rust servers, accepts itself.
+MAX_DEPTH = 128
+
+
+def nests_deeper_than(document: Any, limit: int) -> bool:
+    """
+    Whether C{document} has containers nested more than C{limit} deep (a
+    scalar is 0 deep, C{{}} 1, C{{"a": [1]}} 2). Level by level, with no
+    recursion: it must not fail where the recursion it guards against would.
+    """
+    level = [document] if type(document) is dict or type(document) is list else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        inner = []
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                if type(child) is dict or type(child) is list:
+                    inner.append(child)
+        level = inner
+    return False

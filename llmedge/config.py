@@ -50,6 +50,10 @@ class Target:
     weight: float = 1.0
 
 
+#: The routing strategies a model may name (L{llmedge.routing.strategies}).
+STRATEGIES = ("ordered", "weighted", "least-busy", "latency")
+
+
 @dataclass(frozen=True)
 class RoutePolicy:
     """
@@ -313,8 +317,6 @@ def _target(target: Any, where: str, path: str | None, known: set[str]) -> Targe
 
 
 def _policy(spec: dict, where: str, path: str | None) -> RoutePolicy:
-    from llmedge.routing.strategies import STRATEGIES
-
     strategy = spec.get("strategy", "ordered")
     if strategy not in STRATEGIES:
         raise ConfigError(

@@ -30,7 +30,7 @@ from llmedge.limits.memory import MemoryStore
 from llmedge.observe.metrics import Metrics
 from llmedge.observe.recorder import Recorder
 from llmedge.probe import ProviderProbe
-from llmedge.providers.router import build_router
+from llmedge.routing.router import build_router
 from llmedge.providers.upstream import make_client, make_pool, tls_policy
 from llmedge.tls import ReloadableTLS, TLSSettingsError
 from llmedge.web.root import build_root

@@ -184,8 +184,6 @@ class Metrics:
         Called again after a reload, it follows the deployments configured
         then.
         """
-        from llmedge.routing.breaker import STATE_VALUES
-
         if self._breaker_state is None:
             r = self.registry
             self._breaker_state = Gauge(
@@ -212,7 +210,7 @@ class Metrics:
         values = []
         for (provider, model), deployment in deployments.items():
             values.append((self._breaker_state.labels(provider, model),
-                           lambda d=deployment: float(STATE_VALUES[d.state])))
+                           lambda d=deployment: float(d.state_value)))
             values.append((self._deployment_in_flight.labels(provider, model),
                            lambda d=deployment: float(d.in_flight)))
         for name in providers:

@@ -25,7 +25,7 @@ import json
 from typing import Any
 
 from llmedge.errors import invalid_request
-from llmedge.web.body import MAX_DEPTH, nests_deeper_than
+from llmedge.checks import MAX_DEPTH, nests_deeper_than
 
 DEFAULT_MAX_TOKENS = 4096
 

@@ -44,7 +44,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from llmedge.web.resource import json_bytes
+from llmedge.jsonwire import json_bytes
 
 #: Tables kept for this many recent numbers of dimensions (about 100 KB
 #: each); making one takes under a millisecond.

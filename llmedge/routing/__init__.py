@@ -8,9 +8,7 @@ happens when it fails.
     provider's own breaker, kept across reloads;
   - L{strategies}: the orders (ordered, weighted, least-busy, latency);
   - L{attempts}: one request's attempts, retries and the error answered;
-  - L{tracked}: a stream counted as in flight until it ends.
-
-Import from the modules: this package imports nothing, so the
-configuration can read the names of the strategies without loading the
-rest.
+  - L{tracked}: a stream counted as in flight until it ends;
+  - L{router}: public model names to their routes, and the providers
+    built from the configuration.
 """

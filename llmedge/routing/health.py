@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
 
-from llmedge.routing.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from llmedge.routing.breaker import CLOSED, HALF_OPEN, OPEN, STATE_VALUES, CircuitBreaker
 
 #: Weight of the newest sample in the moving average of time to first
 #: byte: about the last ten requests count.
@@ -65,6 +65,13 @@ class DeploymentHealth:
         if HALF_OPEN in states:
             return HALF_OPEN
         return CLOSED
+
+    @property
+    def state_value(self) -> int:
+        """
+        L{state} as a number, as metrics show it: 0 closed, 1 half-open, 2 open.
+        """
+        return STATE_VALUES[self.state]
 
     def answered(self, seconds: float) -> None:
         """

@@ -34,7 +34,6 @@ from llmedge.routing.health import DeploymentHealth
 #: Share of requests for which C{latency} puts another deployment first.
 EXPLORE = 0.1
 
-STRATEGIES = ("ordered", "weighted", "least-busy", "latency")
 
 
 class Routable(Protocol):

@@ -12,22 +12,13 @@ validate by raising.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from llmedge.errors import APIError, method_not_allowed, unknown_url, write_error
-
-
-def json_bytes(document: Any) -> bytes:
-    """
-    Serialise a response document: compact, UTF-8, no NaN.
-    """
-    return json.dumps(
-        document, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+from llmedge.jsonwire import json_bytes
 
 
 def write_json(request, document: Any, status: int = 200) -> bytes:

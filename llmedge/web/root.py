@@ -23,7 +23,7 @@ from llmedge.keys import KeyRing
 from llmedge.limits.gcra import Limit
 from llmedge.limits.store import IRateLimitStore
 from llmedge.observe.metrics import Metrics
-from llmedge.providers.router import Router
+from llmedge.routing.router import Router
 from llmedge.web.auth import Authenticated
 from llmedge.web.deadline import Deadline
 from llmedge.web.concurrency import ConcurrencyLimited

@@ -23,11 +23,12 @@ from llmedge.errors import APIError, error_from_failure, rate_limit_unavailable,
 from llmedge.limits.store import StoreUnavailable
 from llmedge.observe.timing import UpstreamTimer
 from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, IEventStream
-from llmedge.providers.router import Router
+from llmedge.routing.router import Router
 from llmedge.routing.attempts import run
 from llmedge.validation import validate_chat, validate_completion, validate_embedding
 from llmedge.web.body import read_json_object
-from llmedge.web.resource import Endpoint, Leaf, Node, json_bytes, write_json
+from llmedge.jsonwire import json_bytes
+from llmedge.web.resource import Endpoint, Leaf, Node, write_json
 from llmedge.web.sse import relay, relay_headers
 from llmedge.web.token_limits import TokenLimiter
 

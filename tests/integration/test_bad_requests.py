@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from llmedge.testing import Daemon, FakeUpstream
-from llmedge.web.body import MAX_DEPTH
+from llmedge.checks import MAX_DEPTH
 
 KEY = "sk-bad-requests"
 OTHER_KEY = "sk-bad-requests-other"

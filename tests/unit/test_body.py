@@ -18,7 +18,8 @@ from llmedge.providers.anthropic_request import to_messages_request
 from llmedge.providers.base import Call
 from llmedge.providers.openai import OpenAIProvider
 from llmedge.providers.upstream import Upstream
-from llmedge.web.body import MAX_DEPTH, nests_deeper_than, read_json_object
+from llmedge.checks import MAX_DEPTH, nests_deeper_than
+from llmedge.web.body import read_json_object
 from tests.unit.support import Harness
 
 #: Python frames to run the later steps under: the daemon's stack is some

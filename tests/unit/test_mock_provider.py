@@ -26,7 +26,7 @@ from llmedge.errors import APIError
 from llmedge.providers import mock_bounds as bounds
 from llmedge.providers.mock import MockProvider
 from llmedge.providers.tokens import count_message_tokens, count_tokens
-from llmedge.web.resource import json_bytes
+from llmedge.jsonwire import json_bytes
 
 HELLO = [{"role": "user", "content": "Hello there, mock!"}]
 

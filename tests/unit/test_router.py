@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from llmedge.config import Target, load
 from llmedge.errors import APIError
 from llmedge.providers.mock import MockProvider
-from llmedge.providers.router import Router, build_router
+from llmedge.routing.router import Router, build_router
 
 
 class NamedProvider:

@@ -83,3 +83,10 @@ def test_the_moving_average_follows_recent_answers():
     for _ in range(30):
         t.health.answered(0.1)
     assert t.health.latency < 0.11
+
+
+def test_every_strategy_the_configuration_accepts_has_an_order():
+    from llmedge.config import STRATEGIES
+    from llmedge.routing.strategies import ORDERS
+
+    assert tuple(ORDERS) == STRATEGIES
