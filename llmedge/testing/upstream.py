@@ -1,8 +1,9 @@
-# -*- test-case-name: tests.unit.test_fake_upstream -*-
+# -*- test-case-name: tests.unit.test_fake_upstream,tests.unit.test_fake_upstream_dialects -*-
 """
 A fake LLM provider for tests: a real Twisted Web server speaking the OpenAI
-API (chat completions, completions, embeddings, models) and Anthropic's
-Messages API, with deterministic answers and misbehaviour on request.
+API (chat completions, the Responses API, completions, embeddings, models)
+and Anthropic's Messages API (with C{count_tokens}), with deterministic
+answers and misbehaviour on request.
 
 Embed it with L{build_site}, or run it as a process::
 
@@ -13,15 +14,19 @@ and serves until SIGTERM (L{llmedge.testing.FakeUpstream} does all that).
 
 Answers are C{"chunk0 chunk1 ... chunk4"}, 7 prompt tokens and one
 completion token per word; the behaviour is chosen by options in the model
-name, C{fake+chunks=3+interval=0.1} (L{llmedge.testing.upstream_options}
-lists them). Every API response carries OpenAI's
-C{x-ratelimit-limit-requests}/C{-remaining-requests} headers and echoes an
-incoming C{x-request-id}, so a proxy's header relaying can be checked.
+name, C{fake+chunks=3+interval=0.1} (L{llmedge.testing.upstream_options}),
+and a few words in the last user message ask for a tool call or a
+reasoning trace (L{llmedge.testing.upstream_intent}). Every API response
+carries OpenAI's C{x-ratelimit-limit-requests}/C{-remaining-requests}
+headers and echoes an incoming C{x-request-id}, so a proxy's header
+relaying can be checked.
 
 The fake checks no keys: it records what it saw and tests assert on that.
-C{GET /_fake/log} is the record, one entry per request (its C{model} the
-model string as received, so a test counts the requests each deployment
-got), C{POST /_fake/reset} clears it, and C{GET /_fake/wait?n=N
+C{GET /_fake/log} is the record, one entry per request: the model string
+as received (so a test counts the requests each deployment got), the body,
+and the credential, C{anthropic-version}, C{anthropic-beta}, trace and
+request id headers, so a test checks what a proxy relayed.
+C{POST /_fake/reset} clears it, and C{GET /_fake/wait?n=N
 &field=finished_at|disconnected_at&timeout=S} answers when request N has
 ended that way (408 if it has not within S seconds), so a test can wait for
 the upstream side of a cancellation without sleeping.
@@ -49,14 +54,14 @@ from twisted.logger import (
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from llmedge.testing.upstream_anthropic import MessagesWire
+from llmedge.testing.upstream_anthropic import CountTokensWire, MessagesWire
 from llmedge.testing.upstream_answer import Endpoint
-from llmedge.testing.upstream_openai import (
-    ChatWire, CompletionsWire, EmbeddingsWire, Models, NotFound,
-)
+from llmedge.testing.upstream_chat import ChatWire
+from llmedge.testing.upstream_openai import CompletionsWire, EmbeddingsWire, Models, NotFound
 from llmedge.testing.upstream_options import (
     OPTIONS, BadOption, Behaviour, Behaviours, parse_model,
 )
+from llmedge.testing.upstream_responses import ResponsesWire
 
 __all__ = ["OPTIONS", "BadOption", "Behaviour", "Behaviours", "FakeLog", "build_site", "main",
            "parse_model"]
@@ -115,6 +120,7 @@ class FakeLog:
             "authorization": _header(request, b"authorization"),
             "x_api_key": _header(request, b"x-api-key"),
             "anthropic_version": _header(request, b"anthropic-version"),
+            "anthropic_beta": _header(request, b"anthropic-beta"),
             "traceparent": _header(request, b"traceparent"),
             "x_request_id": _header(request, b"x-request-id"),
             "body": body,
@@ -247,6 +253,8 @@ class Root(Resource):
             b"/v1/completions": Endpoint(clock, CompletionsWire(), behaviours),
             b"/v1/embeddings": Endpoint(clock, EmbeddingsWire(), behaviours),
             b"/v1/messages": Endpoint(clock, MessagesWire(), behaviours),
+            b"/v1/messages/count_tokens": Endpoint(clock, CountTokensWire(), behaviours),
+            b"/v1/responses": Endpoint(clock, ResponsesWire(), behaviours),
         }
         self._models = Models()
         self._not_found = NotFound()

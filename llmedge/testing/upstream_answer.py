@@ -4,6 +4,7 @@ How the fake upstream answers one API request: when, in what shape, and how
 badly, as the model name's options ask (L{llmedge.testing.upstream_options}).
 
 The wire formats (L{llmedge.testing.upstream_openai},
+L{llmedge.testing.upstream_chat}, L{llmedge.testing.upstream_responses},
 L{llmedge.testing.upstream_anthropic}) say what the documents and events
 are; this module decides when they go out. Every delay is a C{callLater} on
 the injected clock, so unit tests drive a whole misbehaving exchange with

@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.unit.test_fake_upstream -*-
 """
-The OpenAI wire format as the fake upstream speaks it: chat completions,
-legacy completions, embeddings and the model list.
+The OpenAI wire format as the fake upstream speaks it: what every OpenAI
+endpoint shares (errors, the stream's end), legacy completions, embeddings
+and the model list; chat completions are L{llmedge.testing.upstream_chat},
+the Responses API L{llmedge.testing.upstream_responses}.
 
 Each endpoint is a "wire" object that turns an L{Ask} into documents and
 framed stream events; L{llmedge.testing.upstream_answer} decides when (and
@@ -85,7 +87,7 @@ def include_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-class _OpenAIWire:
+class OpenAIWire:
     """
     What every OpenAI endpoint shares: the error shape, the stream's end.
     """
@@ -115,59 +117,7 @@ class _OpenAIWire:
         return b'data: {"id": this is not JSON\n\n'
 
 
-class ChatWire(_OpenAIWire):
-    """
-    C{POST /v1/chat/completions}.
-    """
-
-    streams = True
-
-    def answer(self, ask: Ask) -> dict[str, Any]:
-        behaviour = ask.behaviour
-        return {
-            "id": f"chatcmpl-fake-{ask.n}",
-            "object": "chat.completion",
-            "created": ask.created,
-            "model": ask.model,
-            "system_fingerprint": FINGERPRINT,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": behaviour.text(), "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }],
-            "usage": usage(behaviour.chunks),
-        }
-
-    def events(self, ask: Ask) -> Iterator[bytes]:
-        with_usage = include_usage(ask.body)
-
-        def chunk(delta: dict[str, Any], finish: str | None = None, choices: bool = True):
-            document: dict[str, Any] = {
-                "id": f"chatcmpl-fake-{ask.n}",
-                "object": "chat.completion.chunk",
-                "created": ask.created,
-                "model": ask.model,
-                "system_fingerprint": FINGERPRINT,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                ] if choices else [],
-            }
-            if with_usage:
-                document["usage"] = None
-            return document
-
-        yield event(chunk({"role": "assistant", "content": ""}))
-        for index in range(ask.behaviour.chunks):
-            yield event(chunk({"content": ask.behaviour.piece(index)}))
-        yield event(chunk({}, "stop"))
-        if with_usage:
-            last = chunk({}, choices=False)
-            last["usage"] = usage(ask.behaviour.chunks)
-            yield event(last)
-
-
-class CompletionsWire(_OpenAIWire):
+class CompletionsWire(OpenAIWire):
     """
     C{POST /v1/completions}, the legacy text completion.
     """
@@ -227,7 +177,7 @@ def vector(index: int, dimensions: int) -> list[float]:
     return [index + j / 8 for j in range(dimensions)]
 
 
-class EmbeddingsWire(_OpenAIWire):
+class EmbeddingsWire(OpenAIWire):
     """
     C{POST /v1/embeddings}; C{dimensions} is honoured (default 8).
     """

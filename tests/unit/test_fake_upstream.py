@@ -652,6 +652,7 @@ def test_a_transport_that_pauses_on_write_stops_a_fast_stream(fake):
 def test_the_log_records_what_was_sent(fake):
     headers = {
         "Authorization": "Bearer sk-up", "x-api-key": "ak", "anthropic-version": "2023-06-01",
+        "anthropic-beta": "token-counting-2024-11-01",
         "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         "x-request-id": "req-1",
     }
@@ -661,7 +662,7 @@ def test_the_log_records_what_was_sent(fake):
     assert entry == {
         "n": 1, "method": "POST", "path": CHAT, "model": "fake",
         "authorization": "Bearer sk-up", "x_api_key": "ak", "anthropic_version": "2023-06-01",
-        "traceparent": headers["traceparent"], "x_request_id": "req-1",
+        "anthropic_beta": "token-counting-2024-11-01", "traceparent": headers["traceparent"], "x_request_id": "req-1",
         "body": {"model": "fake", "messages": []},
         "received_at": START + 2, "finished_at": START + 2, "disconnected_at": None,
         "chunks_sent": 0,
