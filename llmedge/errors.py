@@ -338,7 +338,8 @@ def write_error(request, error: APIError) -> None:
         # way (streams send an error event); closing is all we can do here.
         request.finish()
         return
-    body = error.body()
+    shape = getattr(request, "error_body", None)
+    body = error.body() if shape is None else shape(error)
     request.setResponseCode(error.status)
     for name, value in error.headers:
         request.setHeader(name, value)

@@ -280,7 +280,9 @@ PROVIDER_KINDS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "stream_interval": seconds_or_zero,
         "latency": seconds_or_zero,
     },
-    "openai": dict(_UPSTREAM),
+    # responses: the server answers POST /responses itself (OpenAI does;
+    # most compatible servers do not), so Responses requests pass through.
+    "openai": {**_UPSTREAM, "responses": boolean},
     "anthropic": {**_UPSTREAM, "default_max_tokens": integer(1), "version": text},
 }
 

@@ -24,6 +24,9 @@ ROUTES = {
     b"/v1/completions": "/v1/completions",
     b"/v1/embeddings": "/v1/embeddings",
     b"/v1/models": "/v1/models",
+    b"/v1/responses": "/v1/responses",
+    b"/v1/messages": "/v1/messages",
+    b"/v1/messages/count_tokens": "/v1/messages/count_tokens",
 }
 MODEL_ROUTE = "/v1/models/{model}"
 OTHER = "other"

@@ -1,8 +1,14 @@
 # -*- test-case-name: tests.unit.test_anthropic_provider -*-
 """
-The C{anthropic} provider: chat completions answered by Anthropic's
-Messages API, translated both ways (L{anthropic_request},
-L{anthropic_response}) so clients keep speaking OpenAI.
+The C{anthropic} provider: Anthropic's Messages API.
+
+A Messages client (the Anthropic SDKs, Claude Code) is passed through: its
+body goes upstream as it came (the model name swapped in when the route
+renames it), with its own C{anthropic-version} and C{anthropic-beta}, and
+the answer comes back byte for byte, so features llmedge has never heard of
+keep working. Clients of the other dialects are translated: their
+conversation is encoded as a Messages request (L{llmedge.dialects.messages})
+and the answer decoded into reply events for the client's codec.
 
 Anthropic has no legacy completions and no embeddings: asking a model
 routed here for those is the client's error (400), not a provider failure.
@@ -15,20 +21,25 @@ import json
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from zope.interface import implementer
 
+from llmedge.dialects.messages import DEFAULT_MAX_TOKENS, encode_request
+from llmedge.dialects.messages_errors import error_from_anthropic
+from llmedge.dialects.messages_reply import decode_reply
 from llmedge.errors import invalid_request
-from llmedge.providers.anthropic_request import DEFAULT_MAX_TOKENS, to_messages_request
-from llmedge.providers.anthropic_response import (
-    StreamTranslator,
-    error_from_anthropic,
-    to_chat_completion,
-)
-from llmedge.providers.base import Call, IProvider
-from llmedge.providers.chunks import ReplayStream, completion_chunks
+from llmedge.providers.base import Answer, Call, IProvider
 from llmedge.providers.events import UpstreamStream
+from llmedge.providers.translated import (
+    MessagesEvents,
+    MessagesPassThrough,
+    replayed,
+    reply_stream,
+)
 from llmedge.providers.upstream import Upstream
 from llmedge.providers.upstream_errors import DEPLOYMENT, HOST, RATE_LIMIT, malformed
 
 API_VERSION = "2023-06-01"
+
+#: The client headers a Messages request passed through takes along.
+CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 @implementer(IProvider)
@@ -49,7 +60,6 @@ class AnthropicProvider:
         self.name = upstream.name
         root = base_url.rstrip("/")
         self._url = (root if root.endswith("/v1") else root + "/v1").encode("ascii") + b"/messages"
-        self._clock = upstream.clock
         self._max_tokens = default_max_tokens
         self._upstream = upstream
         upstream.headers[b"anthropic-version"] = version.encode()
@@ -69,30 +79,75 @@ class AnthropicProvider:
         error.retryable = False
         return error
 
+    def chat_completion(self, call: Call, model: str) -> Deferred:
+        return self.converse(call, model)
+
+    def responses(self, call: Call, model: str) -> Deferred:
+        return self.converse(call, model)
+
+    def messages(self, call: Call, model: str) -> Deferred:
+        return self._pass(self._url, call, model)
+
+    def count_tokens(self, call: Call, model: str) -> Deferred:
+        return self._pass(self._url + b"/count_tokens", call, model)
+
     @inlineCallbacks
-    def chat_completion(self, call: Call, model: str):
-        body = json.dumps(to_messages_request(call.body, model, self._max_tokens)).encode()
+    def converse(self, call: Call, model: str):
+        """
+        Answer a client of another dialect: its conversation as a Messages
+        request, the answer as reply events.
+        """
+        conversation = call.conversation
+        conversation.refuse_unsupported()
+        body = json.dumps(encode_request(conversation, model, self._max_tokens)).encode()
         upstream = self._upstream
         response = yield upstream.post(self._url, call.headers, body)
         if response.code != 200:
             payload = yield upstream.read_error(response)
             raise self._error(response, payload or b"")
-        created = int(self._clock.seconds())
         headers = upstream.relayed(response)
-        include = (call.body.get("stream_options") or {}).get("include_usage") is True
-        if call.stream and upstream.streams(response):
-            translator = StreamTranslator(call.model, created, include)
-            return UpstreamStream(self.name, response, EventTranslation(translator), headers,
-                                  max_event=upstream.bounds.event)
+        if conversation.stream and upstream.streams(response):
+            return reply_stream(UpstreamStream(self.name, response, MessagesEvents(), headers,
+                                               max_event=upstream.bounds.event))
         _, message = yield upstream.read_json(response)
-        if message.get("type") != "message":
-            raise malformed(self.name, "a body that is not a message")
-        completion = to_chat_completion(message, call.model, created)
-        if not call.stream:
-            return completion
-        # A server that ignored "stream": its whole answer, streamed.
-        return ReplayStream(completion_chunks(completion, include), completion.get("usage"),
-                            headers)
+        try:
+            reply = decode_reply(message)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise malformed(self.name, "a body that is not a message") from None
+        # A server that ignored "stream" has its whole answer streamed.
+        return replayed(reply, headers) if conversation.stream else reply
+
+    @inlineCallbacks
+    def _pass(self, url: bytes, call: Call, model: str):
+        """
+        A Messages client's request, sent on as it came with its version
+        headers; the answer relayed as it comes.
+        """
+        body = call.raw
+        if model != call.model or not body:
+            body = json.dumps({**call.body, "model": model}).encode("utf-8")
+        headers = dict(call.headers)
+        headers.update((name, value) for name, value in call.client_headers.items()
+                       if name in CLIENT_HEADERS)
+        upstream = self._upstream
+        response = yield upstream.post(url, headers, body)
+        if response.code != 200:
+            payload = yield upstream.read_error(response)
+            raise self._error(response, payload or b"")
+        relayed = upstream.relayed(response)
+        if call.stream and upstream.streams(response):
+            return UpstreamStream(self.name, response, MessagesPassThrough(), relayed,
+                                  max_event=upstream.bounds.event)
+        payload, document = yield upstream.read_json(response)
+        if call.stream:
+            raise malformed(self.name, "an answer that is not a stream")
+        if url == self._url:
+            if document.get("type") != "message":
+                raise malformed(self.name, "a body that is not a message")
+            return Answer(payload, decode_reply(document).usage.openai(), relayed)
+        if not isinstance(document.get("input_tokens"), int):
+            raise malformed(self.name, "a token count without input_tokens")
+        return Answer(payload, None, relayed)
 
     def _error(self, response, payload: bytes):
         retry = self._upstream.retry_after(response)
@@ -105,25 +160,3 @@ class AnthropicProvider:
         error.scope = (RATE_LIMIT if response.code == 429
                        else HOST if response.code in (401, 402, 403) else DEPLOYMENT)
         return error
-
-
-class EventTranslation:
-    """
-    Translate each Anthropic event into the OpenAI chunks it stands for.
-    """
-
-    def __init__(self, translator: StreamTranslator) -> None:
-        self._translator = translator
-
-    @property
-    def usage(self) -> dict | None:
-        return self._translator.usage
-
-    def __call__(self, event, data: bytes, deliver) -> bool:
-        document = json.loads(data)
-        if not isinstance(document, dict):
-            raise ValueError("not an object")
-        kind = (event or b"").decode("ascii", "replace") or document.get("type", "")
-        for chunk in self._translator.feed(kind, document):
-            deliver(json.dumps(chunk, separators=(",", ":")).encode())
-        return kind == "message_stop"

@@ -29,6 +29,30 @@ from zope.interface import Attribute, Interface
 CHAT = "chat.completions"
 COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
+RESPONSES = "responses"
+MESSAGES = "messages"
+COUNT_TOKENS = "messages.count_tokens"
+
+
+def _decoder(endpoint: str) -> Callable[[dict], Any]:
+    """
+    The function that reads a request of C{endpoint} as a conversation.
+    """
+    if endpoint == CHAT:
+        from llmedge.dialects.chat import decode_request
+    elif endpoint == RESPONSES:
+        from llmedge.dialects.responses import decode_request
+    elif endpoint == MESSAGES:
+        from llmedge.dialects.messages import decode_request
+    elif endpoint == COUNT_TOKENS:
+        from llmedge.dialects.messages import decode_request as decode_messages
+
+        def decode_request(body: dict) -> Any:
+            # A token count is a Messages request without max_tokens.
+            return decode_messages({"max_tokens": 1, **body})
+    else:
+        raise ValueError(f"{endpoint} requests are not conversations")
+    return decode_request
 
 
 @dataclass(frozen=True)
@@ -36,10 +60,15 @@ class Call:
     """
     One client request, as the providers see it.
 
-    @ivar endpoint: L{CHAT}, L{COMPLETIONS} or L{EMBEDDINGS}.
+    @ivar endpoint: L{CHAT}, L{COMPLETIONS}, L{EMBEDDINGS}, L{RESPONSES},
+        L{MESSAGES} or L{COUNT_TOKENS}: the client's dialect.
     @ivar body: the validated JSON body; unknown fields are kept.
     @ivar raw: the body exactly as received, for providers that forward it.
     @ivar request_id: the id the client sees in C{x-request-id}.
+    @ivar headers: headers to send upstream (request id, trace context).
+    @ivar client_headers: the client's own headers a provider of its
+        dialect is given (C{anthropic-version}, C{anthropic-beta}), by
+        lower-case name.
     """
 
     endpoint: str
@@ -47,6 +76,23 @@ class Call:
     raw: bytes = b""
     request_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    client_headers: dict[str, str] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def conversation(self):
+        """
+        The request as an L{llmedge.dialects.conversation.Conversation},
+        decoded from its dialect once, when a provider first needs to
+        translate it (a request passed through never pays for it).
+
+        @raise llmedge.errors.APIError: 400 for what the dialect's codec
+            refuses.
+        """
+        memo = self._memo
+        if "conversation" not in memo:
+            memo["conversation"] = _decoder(self.endpoint)(self.body)
+        return memo["conversation"]
 
     @property
     def model(self) -> str:
@@ -127,4 +173,23 @@ class IProvider(Interface):
     def embedding(call: Call, model: str) -> Deferred[dict | Answer]:
         """
         Answer a C{/v1/embeddings} call with upstream model C{model}.
+        """
+
+    def responses(call: Call, model: str) -> Deferred:
+        """
+        Answer a C{/v1/responses} call: with an L{Answer} or a stream of
+        the Responses API's own events when the provider speaks it (passed
+        through), else with an L{llmedge.dialects.reply.Reply} or an
+        L{llmedge.dialects.reply.IReplyStream} for the front to encode.
+        """
+
+    def messages(call: Call, model: str) -> Deferred:
+        """
+        Answer a C{/v1/messages} call, as L{responses} does for its dialect.
+        """
+
+    def count_tokens(call: Call, model: str) -> Deferred[Answer | None]:
+        """
+        Count a C{/v1/messages/count_tokens} call's input tokens: the
+        provider's own L{Answer}, or L{None} for llmedge's estimate.
         """

@@ -16,6 +16,11 @@ asked for. A server that ignores C{"stream": true} and answers in one JSON
 piece is streamed that answer (L{llmedge.providers.chunks}); any other kind
 of body to a stream request is a malformed answer, refused before the
 client has been sent anything, so the next target can be tried.
+
+Clients of the other dialects (Responses, Anthropic Messages) are served
+through chat completions, translated both ways (L{OpenAIProvider.converse});
+a server marked as serving C{/responses} itself (C{responses = true}: OpenAI
+does, most compatible servers do not) gets Responses requests as they came.
 """
 
 from __future__ import annotations
@@ -24,14 +29,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from zope.interface import implementer
 
+from llmedge.dialects.chat import encode_request as encode_chat
+from llmedge.dialects.chat_reply import decode_reply as decode_chat_reply
+from llmedge.dialects.responses import usage_of as responses_usage
 from llmedge.errors import APIError
 from llmedge.providers.base import EMBEDDINGS, Answer, Call, IProvider
 from llmedge.providers.chunks import ReplayStream, completion_chunks
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.openai_stream import ChunkRelay
+from llmedge.providers.translated import ChatEvents, ResponsesPassThrough, replayed, reply_stream
 from llmedge.providers.upstream import Upstream
 from llmedge.providers.upstream_errors import HOST, RATE_LIMIT, REQUEST, malformed, upstream_error
 
@@ -114,12 +123,79 @@ class OpenAIProvider:
         servers that need none.
     """
 
-    def __init__(self, upstream: Upstream, base_url: str, api_key: str | None) -> None:
+    def __init__(self, upstream: Upstream, base_url: str, api_key: str | None,
+                 responses: bool = False) -> None:
         self.name = upstream.name
         self._base = base_url.rstrip("/").encode("ascii")
         self._upstream = upstream
+        self._native_responses = responses
         if api_key:
             upstream.headers[b"authorization"] = b"Bearer " + api_key.encode()
+
+    def responses(self, call: Call, model: str) -> Deferred:
+        if self._native_responses:
+            return self._pass_responses(call, model)
+        return self.converse(call, model)
+
+    def messages(self, call: Call, model: str) -> Deferred:
+        return self.converse(call, model)
+
+    def count_tokens(self, call: Call, model: str) -> Deferred:
+        return succeed(None)  # no such endpoint in OpenAI's API: llmedge estimates
+
+    @inlineCallbacks
+    def converse(self, call: Call, model: str):
+        """
+        Answer a client of another dialect through chat completions, the
+        one endpoint every OpenAI-compatible server has: the conversation
+        is encoded as a chat request, and the answer decoded into reply
+        events for the client's codec.
+        """
+        conversation = call.conversation
+        conversation.refuse_unsupported()
+        body = json.dumps(encode_chat(conversation, model)).encode("utf-8")
+        upstream = self._upstream
+        response = yield upstream.post(self._base + b"/chat/completions", call.headers, body)
+        if response.code != 200:
+            payload = yield upstream.read_error(response)
+            raise error_from_openai(self.name, response.code, payload,
+                                    upstream.retry_after(response))
+        headers = upstream.relayed(response)
+        if conversation.stream and upstream.streams(response):
+            return reply_stream(UpstreamStream(self.name, response, ChatEvents(), headers,
+                                               max_event=upstream.bounds.event))
+        _, document = yield upstream.read_json(response)
+        try:
+            reply = decode_chat_reply(document)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise self._not_an_answer(document) from None
+        return replayed(reply, headers) if conversation.stream else reply
+
+    @inlineCallbacks
+    def _pass_responses(self, call: Call, model: str):
+        """
+        A Responses request to a server that serves C{/responses} itself:
+        sent as the client sent it, answered byte for byte.
+        """
+        body = call.raw
+        if model != call.model or not body:
+            body = json.dumps({**call.body, "model": model}).encode("utf-8")
+        upstream = self._upstream
+        response = yield upstream.post(self._base + b"/responses", call.headers, body)
+        if response.code != 200:
+            payload = yield upstream.read_error(response)
+            raise error_from_openai(self.name, response.code, payload,
+                                    upstream.retry_after(response))
+        headers = upstream.relayed(response)
+        if call.stream and upstream.streams(response):
+            return UpstreamStream(self.name, response, ResponsesPassThrough(), headers,
+                                  max_event=upstream.bounds.event)
+        payload, document = yield upstream.read_json(response)
+        if document.get("object") != "response":
+            raise self._not_an_answer(document)
+        if call.stream:
+            raise malformed(self.name, "an answer that is not a stream")
+        return Answer(payload, responses_usage(document), headers)
 
     def chat_completion(self, call: Call, model: str) -> Deferred:
         return self._call(b"/chat/completions", call, model)

@@ -12,6 +12,7 @@ lets C{/v1/models} list exactly what the request handlers will accept.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -64,6 +65,7 @@ class Router:
         }
         self.health.keep({(t.provider, t.model) for targets in models.values() for t in targets})
         self._created = created
+        self._created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
         self.providers = dict(providers)
         self.rng = rng if rng is not None else random.Random()
         self.backoff = backoff
@@ -81,7 +83,11 @@ class Router:
 
     def describe(self, model: str) -> dict[str, Any]:
         """
-        The OpenAI C{model} object for one public name.
+        The C{model} object for one public name, in OpenAI's shape and
+        Anthropic's at once (C{type}, C{display_name}, C{created_at}): the
+        two SDKs read the same C{GET /v1/models}, and each ignores the
+        other's fields, so one document serves both without guessing which
+        client asks.
 
         @raise llmedge.errors.APIError: 404 C{model_not_found}.
         """
@@ -91,15 +97,24 @@ class Router:
             "object": "model",
             "created": self._created,
             "owned_by": first.provider.name,
+            "type": "model",
+            "display_name": model,
+            "created_at": self._created_at,
         }
 
     def list_models(self) -> dict[str, Any]:
         """
-        The OpenAI C{list} of every public model name, sorted by name.
+        The list of every public model name, sorted by name, as OpenAI's
+        C{list} and Anthropic's page (C{has_more}, C{first_id},
+        C{last_id}) at once.
         """
+        names = sorted(self._routes)
         return {
             "object": "list",
-            "data": [self.describe(name) for name in sorted(self._routes)],
+            "data": [self.describe(name) for name in names],
+            "has_more": False,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
         }
 
 
@@ -138,7 +153,8 @@ def _build_provider(reactor, spec: ProviderConfig, clients: ClientFactory,
     base_url = options.pop("base_url")
     options.pop("api_key_env", None)
     if spec.kind == "openai":
-        return OpenAIProvider(upstream, base_url, spec.api_key)
+        return OpenAIProvider(upstream, base_url, spec.api_key,
+                              responses=options.pop("responses", False))
     return AnthropicProvider(upstream, base_url, spec.api_key, **options)
 
 

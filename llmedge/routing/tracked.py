@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer, providedBy
 
 from llmedge.providers.base import IEventStream
 from llmedge.routing.health import DeploymentHealth
@@ -30,6 +30,9 @@ class Tracked:
         self._stream = stream
         self._health = health
         self._counted = True
+        # What the stream delivers (reply events, or its dialect's bytes)
+        # is declared by the interfaces it provides: keep them.
+        alsoProvides(self, *providedBy(stream))
 
     @property
     def usage(self):

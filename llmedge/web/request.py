@@ -30,7 +30,8 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
-from llmedge.errors import error_from_failure, raw_response, request_too_large, write_error
+from llmedge.dialects.messages_errors import error_body as anthropic_error_body
+from llmedge.errors import APIError, error_from_failure, raw_response, request_too_large, write_error
 from llmedge.observe.tracing import TraceContext, trace_context
 from llmedge.web.drain import close_after_response
 
@@ -192,6 +193,19 @@ class EdgeRequest(Request):
             chosen = self.channel.site.make_request_id().encode("ascii")
         self.request_id = chosen.decode("ascii")
         return chosen
+
+    def error_body(self, error: APIError) -> bytes:
+        """
+        The body that carries C{error} to this client: Anthropic's error
+        shape under C{/v1/messages}, whose clients (the Anthropic SDKs,
+        Claude Code) read no other, OpenAI's everywhere else. Decided by
+        the path rather than by the resource that answers, because the
+        wrappers above C{/v1} (authentication, rate limits) refuse before
+        any route's resource is reached.
+        """
+        if self.path.startswith(b"/v1/messages"):
+            return anthropic_error_body(error, self.request_id)
+        return error.body()
 
     def process(self) -> None:
         site = self.channel.site

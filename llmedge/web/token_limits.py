@@ -25,6 +25,7 @@ C{x-ratelimit-reset-tokens}, as OpenAI's do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,7 @@ from twisted.logger import Logger
 from llmedge.errors import APIError, rate_limited, token_budget_exceeded
 from llmedge.limits.gcra import Decision, Limit, format_duration, retry_after_header
 from llmedge.limits.store import IRateLimitStore
-from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
 from llmedge.providers.tokens import count_message_tokens, count_tokens
 
 
@@ -54,6 +55,16 @@ def estimate(endpoint: str, body: Mapping[str, Any], default_max_tokens: int) ->
     """
     if endpoint == EMBEDDINGS:
         return max(1, _text_tokens(body.get("input")))
+    if endpoint in (MESSAGES, RESPONSES):
+        # The prompt's JSON text, a little more than its tokens: the
+        # estimate is settled on the usage the answer reports.
+        fields = ("system", "messages", "tools") if endpoint == MESSAGES else (
+            "instructions", "input", "tools")
+        prompt = sum(count_tokens(json.dumps(body.get(f))) for f in fields if body.get(f))
+        most = body.get("max_tokens" if endpoint == MESSAGES else "max_output_tokens")
+        if not isinstance(most, int) or isinstance(most, bool) or most < 1:
+            most = default_max_tokens
+        return max(1, prompt + most)
     if endpoint == CHAT:
         prompt = count_message_tokens(body.get("messages") or ())
         most = body.get("max_completion_tokens") or body.get("max_tokens")

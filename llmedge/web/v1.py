@@ -1,18 +1,19 @@
 # -*- test-case-name: tests.unit.test_resources -*-
 """
-The OpenAI API under C{/v1}: chat completions, legacy completions,
-embeddings and models.
+The API under C{/v1}: OpenAI's chat completions, legacy completions,
+embeddings, Responses and models, and Anthropic's Messages (with its
+token count).
 
 Each POST endpoint does the same four steps, in L{ModelCall}: read the body
-as JSON, validate it for its endpoint, ask the router which provider serves
-the model, and hand the provider's answer back (a JSON document, or a stream
-relayed as server-sent events). The provider's Deferred is tracked by the
-request, so a client that disconnects cancels the work.
+as JSON, check it for its dialect (its L{llmedge.web.fronts.Front}), ask the
+router which provider serves the model, and hand the provider's answer back
+in the client's dialect (a JSON document, or a stream relayed as
+server-sent events). The provider's Deferred is tracked by the request, so
+a client that disconnects cancels the work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -22,11 +23,21 @@ from twisted.web.server import NOT_DONE_YET
 from llmedge.errors import APIError, error_from_failure, rate_limit_unavailable, write_error
 from llmedge.limits.store import StoreUnavailable
 from llmedge.observe.timing import UpstreamTimer
-from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, IEventStream
+from llmedge.dialects.messages import estimate_input_tokens
+from llmedge.dialects.reply import IReplyStream, Reply
+from llmedge.providers.base import Answer, Call, IEventStream
 from llmedge.routing.router import Router
 from llmedge.routing.attempts import run
-from llmedge.validation import validate_chat, validate_completion, validate_embedding
 from llmedge.web.body import read_json_object
+from llmedge.web.fronts import (
+    CHAT_FRONT,
+    COMPLETIONS_FRONT,
+    COUNT_TOKENS_FRONT,
+    EMBEDDINGS_FRONT,
+    MESSAGES_FRONT,
+    RESPONSES_FRONT,
+    Front,
+)
 from llmedge.jsonwire import json_bytes
 from llmedge.web.resource import Endpoint, Leaf, Node, write_json
 from llmedge.web.sse import relay, relay_headers
@@ -35,44 +46,51 @@ from llmedge.web.token_limits import TokenLimiter
 
 class ModelCall(Leaf):
     """
-    A POST endpoint that sends a validated call to the provider of its model.
+    A POST endpoint that sends a checked call to the provider of its model.
 
-    @param method: the name of the L{IProvider} method that answers it.
+    @param front: what the endpoint's dialect puts into each step.
     """
 
     def __init__(
         self,
         router: Router,
-        endpoint: str,
-        validate: Callable[[Any], dict[str, Any]],
-        method: str,
+        front: Front,
         clock: IReactorTime,
         keepalive: float = 0.0,
         tokens: TokenLimiter | None = None,
     ) -> None:
         super().__init__()
-        self._tokens = tokens
+        self._tokens = tokens if front.counts_tokens else None
         self._clock = clock
         self._keepalive = keepalive
         self._router = router
-        self._endpoint = endpoint
-        self._validate = validate
-        self._method = method
+        self._front = front
+        self._endpoint = front.endpoint
+        self._method = front.method
 
     def render_POST(self, request):
         body, raw = read_json_object(request)
         exchange = request.exchange
         exchange.model = body.get("model") if isinstance(body.get("model"), str) else None
-        self._validate(body)
-        route = self._router.route(body["model"])
-        exchange.endpoint = self._endpoint
+        front = self._front
+        if not front.decodes:
+            front.validate(body)
         headers = {"x-request-id": request.request_id}
         if request.trace is not None:
             exchange.upstream_span_id = request.site.random_bytes(8).hex()
             headers["traceparent"] = request.trace.traceparent(exchange.upstream_span_id)
             if request.trace.state:
                 headers["tracestate"] = request.trace.state
-        call = Call(self._endpoint, body, raw, request.request_id, headers)
+        client_headers = {}
+        for name in front.client_headers:
+            value = request.getHeader(name)
+            if value is not None:
+                client_headers[name.decode("ascii")] = value.decode("latin-1")
+        call = Call(self._endpoint, body, raw, request.request_id, headers, client_headers)
+        if front.decodes:
+            call.conversation  # checks the body: a 400 names what is wrong
+        route = self._router.route(body["model"])
+        exchange.endpoint = self._endpoint
         exchange.stream = call.stream
         if self._tokens is None:
             self._call(None, request, route, call)
@@ -96,7 +114,7 @@ class ModelCall(Leaf):
         work = request.track(run(
             route, self._method, call, self._clock, request.exchange, router.rng,
             router.backoff, request.deadline))
-        work.addCallback(self._answer, request, timer)
+        work.addCallback(self._answer, request, timer, call)
         work.addErrback(self._fail, request, timer)
 
     def _unreserved(self, reason: Failure, request) -> None:
@@ -105,17 +123,34 @@ class ModelCall(Leaf):
         else:
             write_error(request, error_from_failure(reason))
 
-    def _answer(self, answer: dict[str, Any] | IEventStream, request, timer) -> None:
+    def _answer(self, answer: Any, request, timer, call: Call) -> None:
+        """
+        Write the provider's answer in the client's dialect: its own bytes
+        (an L{Answer}, a stream of the client's dialect), a translated
+        L{Reply} or reply stream encoded by the dialect's codec, or a
+        document.
+        """
+        front = self._front
         if IEventStream.providedBy(answer):
             if request._disconnected or request.finished:
                 answer.stopProducing()
                 return
-            relay(request, answer, timer, self._clock, self._keepalive)
+            framing = front.framing
+            if IReplyStream.providedBy(answer):
+                framing = front.stream_encoder(call.conversation, int(self._clock.seconds()))
+            relay(request, answer, timer, self._clock, self._keepalive, framing)
             return
         if isinstance(answer, Answer):
             timer.done("ok", answer.usage)
             body = answer.body
             relay_headers(request, answer.headers)
+        elif isinstance(answer, Reply):
+            timer.done("ok", answer.usage.openai())
+            created = answer.created or int(self._clock.seconds())
+            body = json_bytes(front.encode_reply(answer, call.conversation, created))
+        elif answer is None:  # a token count the provider left to llmedge
+            timer.done("ok", None)
+            body = json_bytes({"input_tokens": estimate_input_tokens(call.conversation)})
         else:
             timer.done("ok", answer.get("usage"))
             body = json_bytes(answer)
@@ -129,6 +164,19 @@ class ModelCall(Leaf):
     def _fail(self, reason: Failure, request, timer) -> None:
         timer.failed(reason)
         write_error(request, error_from_failure(reason))
+
+
+class Messages(ModelCall):
+    """
+    C{POST /v1/messages}, whose one child is C{count_tokens}.
+    """
+
+    counter: ModelCall | None = None
+
+    def getChildWithDefault(self, path: bytes, request):
+        if path == b"count_tokens" and self.counter is not None:
+            return self.counter
+        return super().getChildWithDefault(path, request)
 
 
 class Models(Endpoint):
@@ -158,19 +206,13 @@ def build_v1(router: Router, clock: IReactorTime, keepalive: float = 0.0,
     """
     v1 = Node()
     chat = Node()
-    chat.putChild(
-        b"completions",
-        ModelCall(router, CHAT, validate_chat, "chat_completion", clock, keepalive, tokens),
-    )
+    chat.putChild(b"completions", ModelCall(router, CHAT_FRONT, clock, keepalive, tokens))
     v1.putChild(b"chat", chat)
-    v1.putChild(
-        b"completions",
-        ModelCall(router, COMPLETIONS, validate_completion, "completion", clock, keepalive,
-                  tokens),
-    )
-    v1.putChild(
-        b"embeddings",
-        ModelCall(router, EMBEDDINGS, validate_embedding, "embedding", clock, tokens=tokens),
-    )
+    v1.putChild(b"completions", ModelCall(router, COMPLETIONS_FRONT, clock, keepalive, tokens))
+    v1.putChild(b"embeddings", ModelCall(router, EMBEDDINGS_FRONT, clock, tokens=tokens))
+    v1.putChild(b"responses", ModelCall(router, RESPONSES_FRONT, clock, keepalive, tokens))
+    messages = Messages(router, MESSAGES_FRONT, clock, keepalive, tokens)
+    messages.counter = ModelCall(router, COUNT_TOKENS_FRONT, clock)
+    v1.putChild(b"messages", messages)
     v1.putChild(b"models", Models(router))
     return v1

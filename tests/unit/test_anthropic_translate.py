@@ -1,21 +1,71 @@
 # -*- test-case-name: tests.unit.test_anthropic_translate -*-
 """
-Translation between OpenAI's chat completions and Anthropic's Messages API:
-requests one way (L{llmedge.providers.anthropic_request}), responses,
-streams and errors the other (L{llmedge.providers.anthropic_response}).
+Translation between OpenAI's chat completions and Anthropic's Messages API,
+as the composition of two codecs of llmedge's internal representation:
+requests decoded by L{llmedge.dialects.chat} and encoded by
+L{llmedge.dialects.messages}; answers and streams decoded by
+L{llmedge.dialects.messages_reply} and encoded by
+L{llmedge.dialects.chat_reply}; errors mapped by
+L{llmedge.dialects.messages_errors}. Each test is a regression
+specification of the whole translation, whichever codec carries it.
 """
+
+from __future__ import annotations
 
 import json
 
 import pytest
 
+from llmedge.dialects import chat, chat_reply, messages, messages_reply
+from llmedge.dialects.conversation import Conversation
+from llmedge.dialects.messages_errors import error_from_anthropic
 from llmedge.errors import APIError
-from llmedge.providers.anthropic_request import to_messages_request
-from llmedge.providers.anthropic_response import (
-    StreamTranslator,
-    error_from_anthropic,
-    to_chat_completion,
-)
+
+
+def to_messages_request(body: dict, model: str, default_max_tokens: int = 4096) -> dict:
+    """
+    A chat completions body as the Messages request sent to C{model}:
+    decoded, refused if it asks what a translation cannot carry (as the
+    Anthropic provider does between the codecs), then encoded.
+    """
+    conversation = chat.decode_request(body)
+    conversation.refuse_unsupported()
+    return messages.encode_request(conversation, model, default_max_tokens)
+
+
+def to_chat_completion(message: dict, model: str, created: int) -> dict:
+    """
+    An Anthropic message as the chat completion a client of C{model} gets.
+    """
+    reply = messages_reply.decode_reply(message)
+    return chat_reply.encode_reply(reply, Conversation(model=model, turns=[]), created)
+
+
+class StreamTranslator:
+    """
+    Anthropic stream events as chat chunks (the decoded JSON of each
+    C{data:} line), through a decoder and an encoder.
+    """
+
+    def __init__(self, model: str, created: int, include_usage: bool) -> None:
+        self._decoder = messages_reply.StreamDecoder()
+        conversation = Conversation(model=model, turns=[], include_usage=include_usage)
+        self._encoder = chat_reply.StreamEncoder(conversation, created)
+
+    @property
+    def usage(self) -> dict | None:
+        return self._decoder.usage
+
+    def feed(self, event_type: str, data: dict) -> list[dict]:
+        sent = b"".join(
+            self._encoder.encode(event) for event in self._decoder.feed(event_type, data)
+        )
+        return [
+            json.loads(line.removeprefix(b"data: "))
+            for line in sent.split(b"\n")
+            if line.startswith(b"data: ") and line != b"data: [DONE]"
+        ]
+
 
 HELLO = [{"role": "user", "content": "Hello"}]
 WEATHER_TOOL = {
@@ -359,8 +409,10 @@ def test_response_usage_counts_cached_prompt_tokens():
     usage = {"input_tokens": 10, "cache_read_input_tokens": 100,
              "cache_creation_input_tokens": 20, "output_tokens": 7}
     completion = to_chat_completion({**MESSAGE, "usage": usage}, "public", 0)
+    # The codecs also report the cache reads, where OpenAI puts them.
     assert completion["usage"] == {
         "prompt_tokens": 130, "completion_tokens": 7, "total_tokens": 137,
+        "prompt_tokens_details": {"cached_tokens": 100},
     }
 
 
@@ -456,8 +508,10 @@ def test_stream_chunks_carry_openai_chunk_fields_without_usage_by_default():
 def test_stream_with_include_usage_ends_with_a_choiceless_usage_chunk():
     _, chunks = _translate(TEXT_STREAM, include_usage=True)
     assert all(chunk["usage"] is None for chunk in chunks[:-1])
+    # The codecs also report the cache reads, where OpenAI puts them.
     assert (chunks[-1]["choices"], chunks[-1]["usage"]) == ([], {
         "prompt_tokens": 30, "completion_tokens": 6, "total_tokens": 36,
+        "prompt_tokens_details": {"cached_tokens": 5},
     })
 
 
@@ -506,12 +560,19 @@ def test_stream_tool_use_finishes_with_tool_calls():
     assert chunks[-1]["usage"]["completion_tokens"] == 40
 
 
-def test_stream_ignores_thinking_blocks_and_unknown_events():
+def test_stream_sends_thinking_as_reasoning_content():
+    # The codecs stream thinking where DeepSeek and vLLM put reasoning,
+    # rather than dropping it.
     translator, _ = _translate(TEXT_STREAM[:1])
     assert translator.feed("content_block_start", {"index": 0, "content_block": {
         "type": "thinking", "thinking": ""}}) == []
-    assert translator.feed("content_block_delta", {"index": 0, "delta": {
-        "type": "thinking_delta", "thinking": "Hmm"}}) == []
+    [chunk] = translator.feed("content_block_delta", {"index": 0, "delta": {
+        "type": "thinking_delta", "thinking": "Hmm"}})
+    assert chunk["choices"][0]["delta"] == {"reasoning_content": "Hmm"}
+
+
+def test_stream_ignores_unknown_events():
+    translator, _ = _translate(TEXT_STREAM[:1])
     assert translator.feed("something_new", {}) == []
 
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_body -*-
 """
 Specification of L{llmedge.web.body}'s bound on nesting: a body is refused
 past L{MAX_DEPTH}, and one just within it survives every later step that
@@ -13,8 +14,8 @@ import json
 import pytest
 from twisted.web.test.requesthelper import DummyRequest
 
+from llmedge.dialects import chat, messages
 from llmedge.errors import APIError
-from llmedge.providers.anthropic_request import to_messages_request
 from llmedge.providers.base import Call
 from llmedge.providers.openai import OpenAIProvider
 from llmedge.providers.upstream import Upstream
@@ -54,6 +55,14 @@ def refused(raw: bytes) -> APIError:
     with pytest.raises(APIError) as caught:
         read(raw)
     return caught.value
+
+
+def to_messages_request(body: dict, model: str) -> dict:
+    """
+    A chat body translated for Anthropic, as the Anthropic provider does:
+    decoded by the chat codec, encoded by the Messages one.
+    """
+    return messages.encode_request(chat.decode_request(body), model)
 
 
 def at_stack_depth(frames: int, work):

@@ -28,7 +28,8 @@ def test_every_table_key_is_documented(option):
 @pytest.mark.parametrize(
     "path",
     ["/health", "/health/live", "/health/ready", "/v1/chat/completions",
-     "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model}"],
+     "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model}",
+     "/v1/responses", "/v1/messages", "/v1/messages/count_tokens"],
 )
 def test_every_endpoint_is_documented(path):
     assert f"`{path}`" in README

@@ -163,7 +163,8 @@ def test_models_lists_the_configured_public_names(edge):
 
 def test_one_model_is_described(edge):
     body = edge.request("GET", "/v1/models/mock").json()
-    assert body == {"id": "mock", "object": "model", "created": 1_800_000_000, "owned_by": "mock"}
+    assert body == {"id": "mock", "object": "model", "created": 1_800_000_000, "owned_by": "mock",
+                    "type": "model", "display_name": "mock", "created_at": "2027-01-15T08:00:00Z"}
 
 
 def test_describing_an_unknown_model_is_404(edge):

@@ -62,10 +62,18 @@ def test_list_models_is_sorted_by_name(router):
     assert [model["id"] for model in listing["data"]] == ["embed", "gpt-4o"]
 
 
-def test_each_listed_model_has_openais_fields(router):
+def test_each_listed_model_has_openais_and_anthropics_fields(router):
     for model in router.list_models()["data"]:
-        assert set(model) == {"id", "object", "created", "owned_by"}
-        assert model["object"] == "model"
+        assert set(model) == {"id", "object", "created", "owned_by",
+                              "type", "display_name", "created_at"}
+        assert model["object"] == model["type"] == "model"
+
+
+def test_the_list_is_also_an_anthropic_page(router):
+    listed = router.list_models()
+    names = [model["id"] for model in listed["data"]]
+    assert listed["has_more"] is False
+    assert (listed["first_id"], listed["last_id"]) == (names[0], names[-1])
 
 
 def test_describe_is_owned_by_the_first_choice_provider(router):
@@ -74,6 +82,9 @@ def test_describe_is_owned_by_the_first_choice_provider(router):
         "object": "model",
         "created": 1_700_000_000,
         "owned_by": "primary",
+        "type": "model",
+        "display_name": "gpt-4o",
+        "created_at": "2023-11-14T22:13:20Z",
     }
 
 
