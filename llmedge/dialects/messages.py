@@ -31,7 +31,7 @@ from llmedge.dialects.conversation import (
 )
 from llmedge.dialects.messages_decode import decode_request
 from llmedge.errors import invalid_request
-from llmedge.providers.tokens import count_tokens
+from llmedge.tokens import count_tokens
 
 __all__ = ["decode_request", "encode_request", "estimate_input_tokens"]
 

@@ -8,7 +8,8 @@ the fields clients most often test their handling of (C{max_tokens}, C{stop},
 C{n}, C{response_format}, C{stream_options}, C{dimensions},
 C{encoding_format}; a C{tool_choice} that forces a function is answered
 with a call of it, arguments C{{}}). Clients of the Responses and Messages
-dialects are answered the same way, through their codecs. Usage numbers come from L{llmedge.providers.tokens}, so
+dialects are answered the same way, through their codecs
+(L{llmedge.providers.mock_dialects}). Usage numbers come from L{llmedge.tokens}, so
 they agree with the content and with each other. The work one request may
 make it do is bounded (L{llmedge.providers.mock_bounds}).
 
@@ -25,19 +26,16 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from zope.interface import alsoProvides, implementer
-
-from llmedge.dialects.chat import encode_request as encode_chat
-from llmedge.dialects.chat_reply import decode_reply as decode_chat_reply
-from llmedge.dialects.reply import IReplyStream, TextDelta, events_of
+from zope.interface import implementer
 
 from llmedge.providers import mock_bounds as bounds
 from llmedge.providers.base import Answer, Call, IProvider
 from llmedge.providers.chunks import completion_chunks
+from llmedge.providers.mock_dialects import conversed, forced_tool, tool_call_document
 from llmedge.providers.mock_embeddings import embeddings_body
 from llmedge.providers.paced import PacedStream
 from llmedge.randomness import random_hex
-from llmedge.providers.tokens import count_message_tokens, count_tokens, first_tokens, split_tokens
+from llmedge.tokens import count_message_tokens, count_tokens, first_tokens, split_tokens
 
 FINGERPRINT = "fp_llmedge_mock"
 GREETING = "Hello from the llmedge mock provider."
@@ -75,22 +73,6 @@ def _first_set(body: dict, *names: str, default: Any = None) -> Any:
     The first of C{names} given a non-null value in C{body}.
     """
     return next((body[k] for k in names if body.get(k) is not None), default)
-
-
-def _forced_tool(body: dict) -> str | None:
-    """
-    The function a chat request forces a call of (C{tool_choice}
-    C{"required"}: the first one offered; a named function: that one), or
-    L{None}.
-    """
-    choice, tools = body.get("tool_choice"), body.get("tools") or ()
-    names = [(t.get("function") or {}).get("name") for t in tools
-             if t.get("type", "function") == "function"]
-    if choice == "required" and names:
-        return names[0]
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        return (choice.get("function") or {}).get("name")
-    return None
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -187,36 +169,13 @@ class MockProvider:
         return self._answer(lambda: self._embedding(call.body, model))
 
     def responses(self, call: Call, model: str) -> Deferred:
-        return self._answer(lambda: self._converse(call, model))
+        return self._answer(lambda: conversed(
+            self._chat, call.conversation, model, self._reactor, self._interval))
 
     messages = responses
 
     def count_tokens(self, call: Call, model: str) -> Deferred:
         return succeed(None)  # llmedge's estimate is the mock's count
-
-    def _converse(self, call: Call, model: str):
-        """
-        Answer a client of another dialect as a chat client would be
-        answered (the conversation as a chat request), as a reply for its
-        codec; streamed one token piece per event, like chat streams.
-        """
-        conversation = call.conversation
-        conversation.refuse_unsupported()
-        body = encode_chat(conversation, model)
-        body.pop("stream", None)
-        body.pop("stream_options", None)
-        reply = decode_chat_reply(self._chat(body, model, False))
-        if not conversation.stream:
-            return reply
-        events = []
-        for item in events_of(reply):
-            if isinstance(item, TextDelta):
-                events.extend(TextDelta(piece) for piece in split_tokens(item.text))
-            else:
-                events.append(item)
-        stream = PacedStream(self._reactor, self._interval, events, reply.usage.openai())
-        alsoProvides(stream, IReplyStream)
-        return stream
 
     def _answer(self, build: Callable[[], Any]) -> Deferred:
         try:
@@ -262,9 +221,15 @@ class MockProvider:
         messages = body["messages"]
         items, chars = bounds.chat_size(messages)
         bounds.read_at_most(chars, "messages", items)
-        tool = _forced_tool(body)
+        tool = forced_tool(body)
         if tool is not None:
-            return self._tool_call(body, model, stream, tool)
+            head = self._head("chatcmpl-", "chat.completion", model)
+            document = tool_call_document(head, body, tool, "call_" + self._new_id()[:24])
+            if not stream:
+                return document
+            include = (body.get("stream_options") or {}).get("include_usage") is True
+            return PacedStream(self._reactor, self._interval,
+                               completion_chunks(document, include), document["usage"])
         users = [m for m in messages if m["role"] == "user"]
         text = f"You said: {_text_of(users[-1].get('content'))}" if users else GREETING
         if (body.get("response_format") or {}).get("type") in (
@@ -289,24 +254,6 @@ class MockProvider:
             for i in range(n)
         ]
         return {**head, "choices": choices, "usage": usage}
-
-    def _tool_call(self, body: dict, model: str, stream: bool, tool: str):
-        """
-        Call C{tool} with no arguments: what an agent developed against the
-        mock needs to see once, a turn that ends in a tool call.
-        """
-        call = {"id": "call_" + self._new_id()[:24], "type": "function",
-                "function": {"name": tool, "arguments": "{}"}}
-        usage = _usage(count_message_tokens(body["messages"]), count_tokens(tool) + 1)
-        head = self._head("chatcmpl-", "chat.completion", model)
-        message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
-        document = {**head, "choices": [{"index": 0, "message": message, "logprobs": None,
-                                         "finish_reason": "tool_calls"}], "usage": usage}
-        if not stream:
-            return document
-        include = (body.get("stream_options") or {}).get("include_usage") is True
-        return PacedStream(self._reactor, self._interval, completion_chunks(document, include),
-                           usage)
 
     def _completion(self, body: dict, model: str, stream: bool):
         """

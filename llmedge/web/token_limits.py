@@ -6,7 +6,7 @@ A request's cost in tokens is known only when its answer (or the stream's
 usage chunk) arrives, but it must be admitted or refused before the
 provider is called. So L{TokenLimiter} reserves the most the request can
 use — its prompt, estimated with the mock's tokenizer approximation
-(L{llmedge.providers.tokens}), plus its C{max_tokens} (or
+(L{llmedge.tokens}), plus its C{max_tokens} (or
 C{max_completion_tokens}, times C{n}; C{rate_limit.default_max_tokens}
 when it sets none) — in the key's token bucket, and when the request ends
 settles on the C{usage} the provider reported: the difference is given
@@ -36,7 +36,7 @@ from llmedge.errors import APIError, rate_limited, token_budget_exceeded
 from llmedge.limits.gcra import Decision, Limit, format_duration, retry_after_header
 from llmedge.limits.store import IRateLimitStore
 from llmedge.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
-from llmedge.providers.tokens import count_message_tokens, count_tokens
+from llmedge.tokens import count_message_tokens, count_tokens
 
 
 def _text_tokens(value: Any) -> int:

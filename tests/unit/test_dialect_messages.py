@@ -31,7 +31,7 @@ from llmedge.dialects.reply import (
     events_of,
 )
 from llmedge.errors import APIError
-from llmedge.providers.tokens import count_tokens
+from llmedge.tokens import count_tokens
 
 HELLO = [{"role": "user", "content": "Hello"}]
 WEATHER = {

@@ -25,7 +25,7 @@ from llmedge.providers.base import (
 from llmedge.errors import APIError
 from llmedge.providers import mock_bounds as bounds
 from llmedge.providers.mock import MockProvider
-from llmedge.providers.tokens import count_message_tokens, count_tokens
+from llmedge.tokens import count_message_tokens, count_tokens
 from llmedge.jsonwire import json_bytes
 
 HELLO = [{"role": "user", "content": "Hello there, mock!"}]

@@ -1,14 +1,14 @@
 # -*- test-case-name: tests.unit.test_tokens -*-
 """
-Tests for L{llmedge.providers.tokens}.
+Tests for L{llmedge.tokens}.
 """
 
 import pytest
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from llmedge.providers import tokens
-from llmedge.providers.tokens import (
+from llmedge import tokens
+from llmedge.tokens import (
     TOKENS_PER_OTHER_PART,
     content_tokens,
     count_message_tokens,
