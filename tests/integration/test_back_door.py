@@ -60,6 +60,13 @@ def config_text(base_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def daemon(hostile, tmp_path_factory):
+    yield from running_daemon(hostile, tmp_path_factory)
+
+
+def running_daemon(hostile, tmp_path_factory):
+    """
+    The daemon in front of C{hostile}, for this module and its siblings.
+    """
     config = tmp_path_factory.mktemp("back-door") / "llmedge.toml"
     config.write_text(config_text(hostile.base_url))
     env = {
@@ -77,6 +84,10 @@ def daemon(hostile, tmp_path_factory):
 
 @pytest.fixture
 def client(daemon):
+    return sdk_client(daemon)
+
+
+def sdk_client(daemon) -> openai.OpenAI:
     return openai.OpenAI(base_url=daemon.base_url + "/v1", api_key=API_KEY, max_retries=0,
                          timeout=30)
 
