@@ -155,7 +155,9 @@ def _tool(tool: dict, path: str, conversation: Conversation) -> Tool | None:
         ))
         return None
     function = tool["function"]
-    return Tool(function["name"], function.get("description"), function.get("parameters"))
+    strict = function.get("strict")
+    return Tool(function["name"], function.get("description"), function.get("parameters"),
+                strict if isinstance(strict, bool) else None)
 
 
 def _tool_choice(choice: Any, parallel: Any) -> ToolChoice | None:
@@ -303,6 +305,8 @@ def _tools(conversation: Conversation, request: dict[str, Any]) -> None:
             function["description"] = tool.description
         if tool.parameters is not None:
             function["parameters"] = tool.parameters
+        if tool.strict is not None:
+            function["strict"] = tool.strict
         tools.append({"type": "function", "function": function})
     request["tools"] = tools
     choice = conversation.tool_choice

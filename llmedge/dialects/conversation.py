@@ -111,12 +111,14 @@ class Turn:
 @dataclass(frozen=True, slots=True)
 class Tool:
     """
-    A function the model may call; C{parameters} is its JSON schema.
+    A function the model may call; C{parameters} is its JSON schema, and
+    C{strict} asks for arguments that follow it exactly (OpenAI's dialects).
     """
 
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
+    strict: bool | None = None
 
 
 #: Tool choices: the model decides, must call one, must not call any.

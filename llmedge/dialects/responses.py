@@ -147,7 +147,8 @@ def _tools(tools: list, conversation: Conversation) -> None:
         kind = tool["type"]
         if kind == "function":
             conversation.tools.append(
-                Tool(tool["name"], tool.get("description"), tool.get("parameters")))
+                Tool(tool["name"], tool.get("description"), tool.get("parameters"),
+                     tool.get("strict")))
         else:
             message = (f"Tools of type '{kind[:QUOTE_LIMIT]}' are not supported by this "
                        "model's provider.")

@@ -190,7 +190,7 @@ def response_object(
         "tool_choice": _tool_choice(conversation),
         "tools": [
             {"type": "function", "name": tool.name, "description": tool.description,
-             "parameters": tool.parameters, "strict": None}
+             "parameters": tool.parameters, "strict": tool.strict}
             for tool in conversation.tools
         ],
         "top_p": conversation.top_p,

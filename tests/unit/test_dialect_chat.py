@@ -966,3 +966,12 @@ def test_stream_decoder_reads_back_what_the_stream_encoder_wrote():
     decoded = accumulator.reply
     assert (decoded.id, decoded.parts, decoded.stop, decoded.usage) == (
         reply.id, reply.parts, reply.stop, reply.usage)
+
+
+def test_a_strict_function_tool_keeps_strict_both_ways():
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {
+                "name": "f", "parameters": {"type": "object"}, "strict": True}}]}
+    conversation = decode_request(body)
+    assert conversation.tools[0].strict is True
+    assert encode_request(conversation, "up")["tools"][0]["function"]["strict"] is True

@@ -363,7 +363,7 @@ def test_other_item_types_are_unsupported():
 def test_function_tools_are_tools():
     conversation = decode(tools=[{"type": "function", "name": "f", "description": "d",
                                   "parameters": {"type": "object"}, "strict": True}])
-    assert conversation.tools == [Tool("f", "d", {"type": "object"})]
+    assert conversation.tools == [Tool("f", "d", {"type": "object"}, True)]
 
 
 def test_a_function_tool_without_a_name_is_refused():
