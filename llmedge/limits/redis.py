@@ -220,7 +220,7 @@ def connect(address: RedisAddress, reply_timeout: float):
     return handler
 
 
-def _connected(handler) -> bool:
+def connected(handler) -> bool:
     """
     Whether the handler has a live connection (txredisapi keeps the count
     on its factory; a handler that does not say is assumed connected).
@@ -327,7 +327,7 @@ class RedisStore(Service):
         L{None} when Redis is known to be down.
         """
         redis = self._redis
-        if redis is None or not (self.available or _connected(redis)):
+        if redis is None or not (self.available or connected(redis)):
             return None
         key = KEY_PREFIX + bucket
         d = redis.evalsha(sha, [key], args)
