@@ -9,7 +9,6 @@ unless LLMEDGE_REQUIRE_TOOLS=1.
 import pytest
 import pytest_twisted
 import txredisapi
-from twisted.internet import task
 from twisted.logger import Logger
 
 from llmedge.cache.redis import KEY_PREFIX, ZLIB, RedisCache
@@ -40,8 +39,12 @@ def raw(redis_server):
     pytest_twisted.blockon(handler.disconnect())
 
 
-def sleep(seconds):
-    from twisted.internet import reactor
+def pause(seconds):
+    """
+    A pause between polls of an outside process (redis-server coming back,
+    txredisapi reconnecting with its own backoff), not a measure of time.
+    """
+    from twisted.internet import reactor, task
 
     return task.deferLater(reactor, seconds, lambda: None)
 
@@ -59,20 +62,14 @@ def test_real_put_then_get(redis_server):
 
 
 @pytest_twisted.inlineCallbacks
-def test_real_entry_is_expired_by_redis(redis_server, raw):
-    from twisted.internet import reactor
-
+def test_real_entry_is_given_to_redis_with_its_expiry(redis_server, raw):
+    # Expiry itself is Redis's clock, not ours: what llmedge owes is the
+    # PX on every entry (an absent key reading as None is a unit test).
     cache, _ = real_cache(redis_server.url)
     try:
-        started = reactor.seconds()
         yield cache.put("ab12", b"short-lived", 0.2)
         assert 0 < (yield raw.execute_command("PTTL", KEY_PREFIX + "ab12")) <= 200
         assert (yield cache.get("ab12")) == b"short-lived"
-        deadline = started + 5
-        while (yield cache.get("ab12")) is not None:
-            assert reactor.seconds() < deadline, "Redis did not expire the entry"
-            yield sleep(0.01)
-        assert reactor.seconds() - started >= 0.15
     finally:
         yield cache.stopService()
 
@@ -134,7 +131,7 @@ def test_real_redis_down_then_back(redis_server):
         while not cache.available:
             assert reactor.seconds() < deadline, "the cache did not reconnect"
             yield cache.get("ab12").addErrback(lambda f: f.trap(CacheUnavailable))
-            yield sleep(0.1)
+            yield pause(0.1)
         yield cache.put("ab12", b"after", 60)
         assert (yield cache.get("ab12")) == b"after"
         formats = [e["log_format"] for e in events]
