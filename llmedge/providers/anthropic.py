@@ -101,10 +101,7 @@ class AnthropicProvider:
         conversation.refuse_unsupported()
         body = json.dumps(encode_request(conversation, model, self._max_tokens)).encode()
         upstream = self._upstream
-        response = yield upstream.post(self._url, call.headers, body)
-        if response.code != 200:
-            payload = yield upstream.read_error(response)
-            raise self._error(response, payload or b"")
+        response = yield self._post(self._url, call.headers, body)
         headers = upstream.relayed(response)
         if conversation.stream and upstream.streams(response):
             return reply_stream(UpstreamStream(self.name, response, MessagesEvents(), headers,
@@ -130,10 +127,7 @@ class AnthropicProvider:
         headers.update((name, value) for name, value in call.client_headers.items()
                        if name in CLIENT_HEADERS)
         upstream = self._upstream
-        response = yield upstream.post(url, headers, body)
-        if response.code != 200:
-            payload = yield upstream.read_error(response)
-            raise self._error(response, payload or b"")
+        response = yield self._post(url, headers, body)
         relayed = upstream.relayed(response)
         if call.stream and upstream.streams(response):
             return UpstreamStream(self.name, response, MessagesPassThrough(), relayed,
@@ -148,6 +142,21 @@ class AnthropicProvider:
         if not isinstance(document.get("input_tokens"), int):
             raise malformed(self.name, "a token count without input_tokens")
         return Answer(payload, None, relayed)
+
+    def _post(self, url: bytes, headers: dict[str, str], body: bytes) -> Deferred:
+        """
+        POST C{body} to C{url}: fires with a 200 response, or fails with
+        the client's error for any other status.
+        """
+        return self._upstream.post(url, headers, body).addCallback(self._checked)
+
+    def _checked(self, response):
+        if response.code == 200:
+            return response
+        return self._upstream.read_error(response).addCallback(self._refused, response)
+
+    def _refused(self, payload: bytes | None, response):
+        raise self._error(response, payload or b"")
 
     def _error(self, response, payload: bytes):
         retry = self._upstream.retry_after(response)

@@ -132,6 +132,22 @@ class OpenAIProvider:
         if api_key:
             upstream.headers[b"authorization"] = b"Bearer " + api_key.encode()
 
+    def _post(self, path: bytes, headers: dict[str, str], body: bytes) -> Deferred:
+        """
+        POST C{body} to the API's C{path}: fires with a 200 response, or
+        fails with the client's error for any other status.
+        """
+        return self._upstream.post(self._base + path, headers, body).addCallback(self._checked)
+
+    def _checked(self, response):
+        if response.code == 200:
+            return response
+        return self._upstream.read_error(response).addCallback(self._refused, response)
+
+    def _refused(self, payload: bytes | None, response):
+        raise error_from_openai(self.name, response.code, payload,
+                                self._upstream.retry_after(response))
+
     def responses(self, call: Call, model: str) -> Deferred:
         if self._native_responses:
             return self._pass_responses(call, model)
@@ -155,11 +171,7 @@ class OpenAIProvider:
         conversation.refuse_unsupported()
         body = json.dumps(encode_chat(conversation, model)).encode("utf-8")
         upstream = self._upstream
-        response = yield upstream.post(self._base + b"/chat/completions", call.headers, body)
-        if response.code != 200:
-            payload = yield upstream.read_error(response)
-            raise error_from_openai(self.name, response.code, payload,
-                                    upstream.retry_after(response))
+        response = yield self._post(b"/chat/completions", call.headers, body)
         headers = upstream.relayed(response)
         if conversation.stream and upstream.streams(response):
             return reply_stream(UpstreamStream(self.name, response, ChatEvents(), headers,
@@ -181,11 +193,7 @@ class OpenAIProvider:
         if model != call.model or not body:
             body = json.dumps({**call.body, "model": model}).encode("utf-8")
         upstream = self._upstream
-        response = yield upstream.post(self._base + b"/responses", call.headers, body)
-        if response.code != 200:
-            payload = yield upstream.read_error(response)
-            raise error_from_openai(self.name, response.code, payload,
-                                    upstream.retry_after(response))
+        response = yield self._post(b"/responses", call.headers, body)
         headers = upstream.relayed(response)
         if call.stream and upstream.streams(response):
             return UpstreamStream(self.name, response, ResponsesPassThrough(), headers,
@@ -227,11 +235,7 @@ class OpenAIProvider:
     def _call(self, path: bytes, call: Call, model: str):
         body, strip_usage = self._body(call, model)
         upstream = self._upstream
-        response = yield upstream.post(self._base + path, call.headers, body)
-        if response.code != 200:
-            payload = yield upstream.read_error(response)
-            raise error_from_openai(self.name, response.code, payload,
-                                    upstream.retry_after(response))
+        response = yield self._post(path, call.headers, body)
         headers = upstream.relayed(response)
         if call.stream and call.endpoint != EMBEDDINGS:
             if upstream.streams(response):

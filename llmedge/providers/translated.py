@@ -98,9 +98,13 @@ class MessagesEvents:
     def __call__(self, event: bytes | None, data: bytes, deliver: Callable) -> bool:
         document = _object(data)
         kind = (event or b"").decode("ascii", "replace") or str(document.get("type", ""))
-        for item in self._decoder.feed(kind, document):
-            deliver(item)
+        items = self._decoder.feed(kind, document)  # an error event raises its error
+        self._deliver(items, event, data, deliver)
         return kind == "message_stop"
+
+    def _deliver(self, items: list, event: bytes | None, data: bytes, deliver: Callable) -> None:
+        for item in items:
+            deliver(item)
 
 
 def _framed(event: bytes | None, data: bytes) -> bytes:
@@ -108,25 +112,14 @@ def _framed(event: bytes | None, data: bytes) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
-class MessagesPassThrough:
+class MessagesPassThrough(MessagesEvents):
     """
-    An Anthropic stream relayed to an Anthropic client event by event; its
-    usage is read on the way (the events are decoded, and dropped).
+    An Anthropic stream relayed to an Anthropic client event by event, as
+    it came; the events are decoded only for their usage (and errors).
     """
 
-    def __init__(self) -> None:
-        self._decoder = messages_reply.StreamDecoder()
-
-    @property
-    def usage(self) -> dict | None:
-        return self._decoder.usage
-
-    def __call__(self, event: bytes | None, data: bytes, deliver: Callable) -> bool:
-        document = _object(data)
-        kind = (event or b"").decode("ascii", "replace") or str(document.get("type", ""))
-        self._decoder.feed(kind, document)  # an error event raises its error
+    def _deliver(self, items: list, event: bytes | None, data: bytes, deliver: Callable) -> None:
         deliver(_framed(event, data))
-        return kind == "message_stop"
 
 
 #: The events that end a Responses stream.
