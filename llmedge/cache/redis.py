@@ -43,7 +43,6 @@ import math
 import zlib
 from collections.abc import Callable
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -51,7 +50,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from llmedge.cache.store import CacheUnavailable, ICacheStore
-from llmedge.limits.redis import PROBE_TIMEOUT, RedisAddress, connect, connected
+from llmedge.limits.redis import RedisAddress, RedisService, connect, connected
 
 #: Prefix of every cache key llmedge writes.
 KEY_PREFIX = "llmedge:cache:"
@@ -104,7 +103,7 @@ def decode(stored: bytes, max_value: int = MAX_VALUE) -> bytes:
 
 
 @implementer(ICacheStore)
-class RedisCache(Service):
+class RedisCache(RedisService):
     """
     An L{ICacheStore} keeping entries in Redis, with Redis's expiry.
 
@@ -145,30 +144,8 @@ class RedisCache(Service):
         self._unavailable = 0
         self._corrupt = 0
 
-    def startService(self) -> None:
-        Service.startService(self)
-        self._redis = self._connect(self.address, max(2.0, 4 * self.timeout))
-        # Say at start-up whether Redis answers, not at the first request.
-        self._probe = self._redis.ping()
-        self._probe.addTimeout(PROBE_TIMEOUT, self._clock)
-        self._probe.addCallbacks(lambda _: self._succeeded(), self._probe_failed)
-        self._probe.addBoth(self._settle)
-
-    def _probe_failed(self, failure: Failure) -> None:
-        if self.running:  # not cancelled by stopService
-            self._failed(failure, PROBE_TIMEOUT)
-
-    def _settle(self, _) -> None:
+    def _probed(self, _) -> None:
         self._settled = True
-
-    def stopService(self) -> Deferred[None] | None:
-        Service.stopService(self)
-        redis, self._redis = self._redis, None
-        if self._probe is not None:
-            self._probe.cancel()
-        if redis is None:
-            return None
-        return redis.disconnect().addErrback(lambda _: None)
 
     def get(self, key: str) -> Deferred[bytes | None]:
         """

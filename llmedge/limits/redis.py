@@ -229,8 +229,56 @@ def connected(handler) -> bool:
     return getattr(factory, "size", 1) > 0
 
 
+class RedisService(Service):
+    """
+    A connection to Redis as a service: connected when started (probed at
+    once, so start-up says whether Redis answers rather than the first
+    request), closed when stopped. What a store does with a probe's answer
+    is its own: L{_succeeded}, L{_failed}, L{_probed}.
+    """
+
+    _clock: IReactorTime
+    address: RedisAddress
+    timeout: float
+    _connect: Callable
+    _redis = None
+    _probe: Deferred | None = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._redis = self._connect(self.address, max(2.0, 4 * self.timeout))
+        self._probe = self._redis.ping()
+        self._probe.addTimeout(PROBE_TIMEOUT, self._clock)
+        self._probe.addCallbacks(lambda _: self._succeeded(), self._probe_failed)
+        self._probe.addBoth(self._probed)
+
+    def _probe_failed(self, failure: Failure) -> None:
+        if self.running:  # not cancelled by stopService
+            self._failed(failure, PROBE_TIMEOUT)
+
+    def _probed(self, _) -> None:
+        """
+        The probe is over, answered or not.
+        """
+
+    def _succeeded(self) -> None:
+        raise NotImplementedError
+
+    def _failed(self, failure: Failure | None, waited: float | None = None) -> None:
+        raise NotImplementedError
+
+    def stopService(self) -> Deferred[None] | None:
+        Service.stopService(self)
+        redis, self._redis = self._redis, None
+        if self._probe is not None:
+            self._probe.cancel()
+        if redis is None:
+            return None
+        return redis.disconnect().addErrback(lambda _: None)
+
+
 @implementer(IRateLimitStore)
-class RedisStore(Service):
+class RedisStore(RedisService):
     """
     An L{IRateLimitStore} keeping one TAT per bucket in Redis.
 
@@ -272,28 +320,6 @@ class RedisStore(Service):
         """
         self._watchers.append((errored, changed))
         changed(self.available)
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self._redis = self._connect(self.address, max(2.0, 4 * self.timeout))
-        # Say at start-up whether Redis answers, not at the first request.
-        self._probe = self._redis.ping()
-        self._probe.addTimeout(PROBE_TIMEOUT, self._clock)
-        self._probe.addCallbacks(lambda _: self._succeeded(), self._probe_failed)
-        self._probe.addErrback(lambda _: None)
-
-    def _probe_failed(self, failure: Failure) -> None:
-        if self.running:  # not cancelled by stopService
-            self._failed(failure, PROBE_TIMEOUT)
-
-    def stopService(self) -> Deferred[None] | None:
-        Service.stopService(self)
-        redis, self._redis = self._redis, None
-        if self._probe is not None:
-            self._probe.cancel()
-        if redis is None:
-            return None
-        return redis.disconnect().addErrback(lambda _: None)
 
     def acquire(self, bucket: str, limit: Limit, cost: int = 1) -> Deferred[Decision]:
         """
