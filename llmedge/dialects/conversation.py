@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from llmedge.errors import invalid_request
+
 
 @dataclass(frozen=True, slots=True)
 class Text:
@@ -201,7 +203,6 @@ class Conversation:
         @raise APIError: 400 for the first unsupported parameter.
         """
         if self.unsupported:
-            from llmedge.errors import invalid_request
             param, message = self.unsupported[0]
             raise invalid_request(message, param, "unsupported_parameter")
 

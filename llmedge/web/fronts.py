@@ -21,6 +21,7 @@ from typing import Any
 from llmedge.dialects import chat_reply, messages_reply, responses_reply
 from llmedge.dialects.messages_errors import error_body as anthropic_error_body
 from llmedge.errors import APIError
+from llmedge.jsonwire import json_bytes
 from llmedge.providers.base import CHAT, COMPLETIONS, COUNT_TOKENS, EMBEDDINGS, MESSAGES, RESPONSES
 from llmedge.validation import validate_chat, validate_completion, validate_embedding
 from llmedge.web.sse import CHAT_FRAMING, AsIs, IFraming
@@ -69,7 +70,6 @@ def _responses_error_event(error: APIError) -> bytes:
     an upstream that broke (the encoder of a translated stream sends
     C{response.failed} instead, as it knows the response so far).
     """
-    from llmedge.jsonwire import json_bytes
     data = json_bytes({"type": "error", "code": error.code or error.type,
                        "message": error.message, "param": error.param})
     return b"event: error\ndata: " + data + b"\n\n"
