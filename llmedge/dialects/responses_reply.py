@@ -82,13 +82,27 @@ class _Item:
         return "".join(self.pieces)
 
 
+#: The most text a Responses stream holds for its closing events, unless
+#: told otherwise (llmedge gives C{upstream.max_response_bytes}).
+MAX_HELD = 64 * 1024 * 1024
+
+
 class StreamEncoder:
     """
     The server-sent events of one Responses stream, numbered from 0.
+
+    Unlike the other dialects' streams, this one ends by repeating the
+    whole answer (C{output_text.done}, C{response.completed}), so it holds
+    what it relayed: at most C{max_bytes} of text, reasoning and tool
+    arguments, as a whole answer from the provider would be held; past it
+    the stream fails with 502 C{upstream_response_too_large}.
     """
 
-    def __init__(self, conversation: Conversation, created: int) -> None:
+    def __init__(self, conversation: Conversation, created: int,
+                 max_bytes: int = MAX_HELD) -> None:
         self._conversation, self._created = conversation, created
+        self._max_bytes = max_bytes
+        self._held = 0
         self._replies = Accumulator()
         self._id = ""
         self._sequence = 0
@@ -230,6 +244,12 @@ class StreamEncoder:
             out += self._start(event if isinstance(event, Started) else Started(""))
         if isinstance(event, Started):
             return b"".join(out)
+        if isinstance(event, TextDelta | ReasoningDelta | ToolArgumentsDelta):
+            self._held += len(event.text)
+            if self._held > self._max_bytes:
+                raise APIError(502, f"The model's provider sent an answer over "
+                               f"{self._max_bytes} bytes.", type="upstream_error",
+                               code="upstream_response_too_large")
         self._replies.feed(event)
         if isinstance(event, TextDelta):
             out += self._text(event.text)

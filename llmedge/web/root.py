@@ -71,7 +71,8 @@ def build_root(
         tokens = TokenLimiter(limits, config["rate_limit.tokens_per_minute"],
                               config["rate_limit.default_max_tokens"])
     v1: IResource = Deadline(
-        build_v1(router, clock, config["server.stream_keepalive_seconds"], tokens),
+        build_v1(router, clock, config["server.stream_keepalive_seconds"], tokens,
+                 config["upstream.max_response_bytes"]),
         config.timeout_seconds, clock)
     if config["rate_limit.enabled"] and limits is not None:
         default = Limit(per_minute=config["rate_limit.rpm"], burst=config["rate_limit.burst"])

@@ -14,6 +14,8 @@ a client that disconnects cancels the work.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -199,18 +201,23 @@ class Models(Endpoint):
 
 
 def build_v1(router: Router, clock: IReactorTime, keepalive: float = 0.0,
-             tokens: TokenLimiter | None = None) -> Node:
+             tokens: TokenLimiter | None = None, max_held: int | None = None) -> Node:
     """
     The C{/v1} subtree; with C{tokens}, calls are held to the keys' token
-    budgets.
+    budgets; C{max_held} bounds what a translated Responses stream holds
+    to repeat at its end (C{upstream.max_response_bytes}).
     """
+    responses = RESPONSES_FRONT
+    if max_held is not None:
+        responses = replace(responses, stream_encoder=partial(
+            responses.stream_encoder, max_bytes=max_held))
     v1 = Node()
     chat = Node()
     chat.putChild(b"completions", ModelCall(router, CHAT_FRONT, clock, keepalive, tokens))
     v1.putChild(b"chat", chat)
     v1.putChild(b"completions", ModelCall(router, COMPLETIONS_FRONT, clock, keepalive, tokens))
     v1.putChild(b"embeddings", ModelCall(router, EMBEDDINGS_FRONT, clock, tokens=tokens))
-    v1.putChild(b"responses", ModelCall(router, RESPONSES_FRONT, clock, keepalive, tokens))
+    v1.putChild(b"responses", ModelCall(router, responses, clock, keepalive, tokens))
     messages = Messages(router, MESSAGES_FRONT, clock, keepalive, tokens)
     messages.counter = ModelCall(router, COUNT_TOKENS_FRONT, clock)
     v1.putChild(b"messages", messages)

@@ -38,6 +38,7 @@ MODELS = {
     "endless-error": ("h", "hostile+endless-error+status=500"),
     "endless-event": ("h", "hostile+endless-event+block=4096"),
     "endless-line": ("h", "hostile+endless-line"),
+    "endless-events": ("h", "hostile+endless-events"),
     "endless-head": ("h", "hostile+endless-head"),
     "claude-endless": ("c", "hostile+endless-json"),
 }
@@ -63,9 +64,10 @@ def daemon(hostile, tmp_path_factory):
     yield from running_daemon(hostile, tmp_path_factory)
 
 
-def running_daemon(hostile, tmp_path_factory):
+def running_daemon(hostile, tmp_path_factory, **settings: str):
     """
-    The daemon in front of C{hostile}, for this module and its siblings.
+    The daemon in front of C{hostile}, for this module and its siblings;
+    C{settings} (environment names) override this module's.
     """
     config = tmp_path_factory.mktemp("back-door") / "llmedge.toml"
     config.write_text(config_text(hostile.base_url))
@@ -77,6 +79,7 @@ def running_daemon(hostile, tmp_path_factory):
         # Every failure here is on purpose: no provider is skipped for one.
         "UPSTREAM_COOLDOWN_SECONDS": "0",
     }
+    env.update(settings)
     with Daemon(args=["--listen", "tcp:0:interface=127.0.0.1", "--config", str(config)],
                 env=env) as running:
         yield running

@@ -104,3 +104,33 @@ def test_an_endless_event_ends_a_messages_stream_with_an_error_event(
     entry = hostile.wait_closed(last_entry(hostile, MODELS[model][1])["n"])
     assert entry["bytes_sent"] < 64 * EVENT_BOUND
     assert_served(client)
+
+
+#: upstream.max_response_bytes of the daemon below: a Responses stream
+#: holds one "x" per ~150-byte upstream event, so the default bound would
+#: take millions of events to reach.
+SMALL_BOUND = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def small(hostile, tmp_path_factory):
+    yield from running_daemon(hostile, tmp_path_factory,
+                              UPSTREAM_MAX_RESPONSE_BYTES=str(SMALL_BOUND))
+
+
+def test_endless_small_events_to_a_responses_stream_stop_at_the_response_bound(small, hostile):
+    # A Responses stream repeats the whole answer at its end, so it holds
+    # what it relayed: an upstream streaming well-formed chunks forever is
+    # cut at upstream.max_response_bytes, not run to the deadline.
+    client = sdk_client(small)
+    client.responses.create(model="good", input="hello")
+    before = small.rss()
+    events = list(client.responses.create(model="endless-events", input="hello", stream=True))
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "upstream_response_too_large"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert SMALL_BOUND - 1024 < len(text) <= SMALL_BOUND
+    entry = hostile.wait_closed(last_entry(hostile, MODELS["endless-events"][1])["n"])
+    assert entry["closed_by"] == "peer"
+    assert small.peak_rss() - before < 16 * MiB
+    assert_served(client)

@@ -20,6 +20,7 @@ from llmedge.checks import INVALID_TYPE, INVALID_VALUE, MISSING
 from llmedge.dialects.conversation import (
     ASSISTANT,
     AUTO,
+    Conversation,
     NONE,
     REQUIRED,
     USER,
@@ -879,3 +880,11 @@ def _unparsed(value):
     if isinstance(value, list):
         return [_unparsed(v) for v in value]
     return value
+
+
+def test_a_stream_holding_more_than_its_bound_fails_too_large():
+    encoder = StreamEncoder(Conversation(model="m", turns=[]), 0, max_bytes=10)
+    encoder.encode(TextDelta("0123456789"))
+    with pytest.raises(APIError) as caught:
+        encoder.encode(TextDelta("x"))
+    assert (caught.value.status, caught.value.code) == (502, "upstream_response_too_large")
