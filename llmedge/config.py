@@ -64,6 +64,7 @@ class RoutePolicy:
 
     strategy: str = "ordered"
     max_attempts: int | None = None
+    cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def _providers(
 
 
 #: What a C{[models."NAME"]} table may hold besides C{targets}.
-_MODEL_KEYS = {"targets", "strategy", "max_attempts"}
+_MODEL_KEYS = {"targets", "strategy", "max_attempts", "cache"}
 
 
 def _models(
@@ -283,8 +284,8 @@ def _models(
         where = f'models."{name}"'
         if not isinstance(spec, dict) or "targets" not in spec or not set(spec) <= _MODEL_KEYS:
             raise ConfigError(
-                f"{path}: {where} must be a table of 'targets' and optionally 'strategy' "
-                "and 'max_attempts'")
+                f"{path}: {where} must be a table of 'targets' and optionally 'strategy', "
+                "'max_attempts' and 'cache'")
         targets = spec["targets"]
         if not isinstance(targets, list) or not targets:
             raise ConfigError(f"{where}.targets in {path}: must be a non-empty list")
@@ -327,7 +328,10 @@ def _policy(spec: dict, where: str, path: str | None) -> RoutePolicy:
                                  or not 1 <= attempts <= 20):
         raise ConfigError(f"{where}.max_attempts={_show(attempts)} in {path}: "
                           "must be a whole number from 1 to 20")
-    return RoutePolicy(strategy, attempts)
+    cache = spec.get("cache", True)
+    if not isinstance(cache, bool):
+        raise ConfigError(f"{where}.cache={_show(cache)} in {path}: must be true or false")
+    return RoutePolicy(strategy, attempts, cache)
 
 
 def _auth_keys(keys: Any, path: str | None) -> tuple[Mapping[str, Any], ...]:

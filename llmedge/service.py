@@ -22,6 +22,8 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
 from llmedge import __version__
+from llmedge.cache.configured import build_store as build_cache_store, max_entry
+from llmedge.cache.flight import Flights
 from llmedge.config import Config, ConfigError, load
 from llmedge.describe import describe
 from llmedge.keys import KeyRing
@@ -33,6 +35,7 @@ from llmedge.probe import ProviderProbe
 from llmedge.routing.router import build_router
 from llmedge.providers.upstream import make_client, make_pool, tls_policy
 from llmedge.tls import ReloadableTLS, TLSSettingsError
+from llmedge.web.cached import ResponseCache
 from llmedge.web.root import build_root
 from llmedge.web.drain import drain
 from llmedge.web.site import EdgeSite
@@ -186,6 +189,7 @@ RESTART_ONLY = (
     "rate_limit.redis_url", "upstream.pool_size", "upstream.idle_timeout", "log.level",
     "tracing.otlp_endpoint", "metrics.enabled", "tls.enabled", "tls.cert_path", "tls.key_path",
     "health.probe_interval_seconds", "server.shutdown_grace_seconds",
+    "cache.backend", "cache.redis_url", "cache.max_bytes",
 )
 
 
@@ -234,6 +238,12 @@ class EdgeService(TopService):
                           if worker is not None else LocalInFlight())
         if isinstance(self.limits, Service):
             self.limits.setServiceParent(self)
+        #: The response cache's store and its single flights, kept across
+        #: reloads; L{None} when the cache was off at start-up.
+        self.cache_store = build_cache_store(config, reactor)
+        self.flights = Flights(reactor, config["cache.wait_seconds"])
+        if isinstance(self.cache_store, Service):
+            self.cache_store.setServiceParent(self)
         self.pool = make_pool(
             reactor, config["upstream.pool_size"], config["upstream.idle_timeout"])
         self.router = build_router(config, reactor, self._clients(config))
@@ -244,6 +254,8 @@ class EdgeService(TopService):
             if self.limits is not None:
                 # once: the store lives as long as the service, across reloads
                 self.metrics.watch_limits(self.limits)
+            if self.cache_store is not None:
+                self.metrics.watch_cache(self.cache_store)
             if self.metrics.multiprocess:
                 refresh = TimerService(1.0, self.metrics.refresh)
                 refresh.clock = reactor
@@ -376,6 +388,8 @@ class EdgeService(TopService):
             unapplied.append("listeners")
         if config["rate_limit.enabled"] and self.limits is None:
             unapplied.append("rate_limit.enabled")
+        if config["cache.enabled"] and self.cache_store is None:
+            unapplied.append("cache.enabled")
         self.config, self.keys, self.router = config, keys, router
         self._log.info(
             "SIGHUP: reloaded {file}: {keys} keys, {providers} providers, {models} models",
@@ -397,10 +411,15 @@ class EdgeService(TopService):
             self.metrics.set_models(config.models)
             self.metrics.watch_health(router.health)
         self.probe.set_providers(routed_providers(config))
+        cache = None
+        if config["cache.enabled"] and self.cache_store is not None:
+            self.flights.wait = config["cache.wait_seconds"]
+            cache = ResponseCache(self.cache_store, self.flights, config["cache.ttl_seconds"],
+                                  config["cache.scope"], max_entry(config))
         site = self.site
         site.resource = build_root(
             config, router, self._reactor, keys, self.limits, self.metrics, self._unready,
-            self.in_flight)
+            self.in_flight, cache)
         site.max_request_size = config.max_request_size
         site.generate_traces = config["tracing.enabled"]
         site.header_timeout = config["server.header_timeout_seconds"]

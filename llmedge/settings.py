@@ -236,6 +236,20 @@ SETTINGS: tuple[Setting, ...] = (
             "tokens per minute per key, reserved up front and settled on usage (0: no limit)"),
     Setting("rate_limit", "default_max_tokens", "RATE_LIMIT_DEFAULT_MAX_TOKENS", integer(1), 4096,
             "completion tokens reserved for a request that sets no max_tokens"),
+    Setting("cache", "enabled", "CACHE_ENABLED", boolean, False,
+            "answer identical requests from the response cache"),
+    Setting("cache", "backend", "CACHE_BACKEND", choice("memory", "redis"), "memory",
+            "where answers are kept: this process, or Redis shared by every instance"),
+    Setting("cache", "redis_url", "CACHE_REDIS_URL", text, "",
+            "Redis for the redis backend (empty: rate_limit.redis_url)", secret=True),
+    Setting("cache", "ttl_seconds", "CACHE_TTL_SECONDS", seconds, 3600.0,
+            "how long an answer is kept"),
+    Setting("cache", "max_bytes", "CACHE_MAX_BYTES", integer(65536), 268435456,
+            "bytes the memory backend holds; the least recently used answer goes first"),
+    Setting("cache", "scope", "CACHE_SCOPE", choice("key", "global"), "key",
+            "whose answers a request may get: its own API key's, or every key's"),
+    Setting("cache", "wait_seconds", "CACHE_WAIT_SECONDS", seconds_or_zero, 30.0,
+            "how long identical requests wait for the first one's answer (0: never wait)"),
 )
 
 def url(value: Any) -> str:

@@ -62,6 +62,9 @@ class Exchange:
     @ivar upstream_span_id: the span id of the provider call, when traced.
     @ivar attempts: one record per deployment asked (L{llmedge.routing}).
     @ivar strategy: the routing strategy that ordered them.
+    @ivar cache: what the response cache did: C{hit}, C{miss} or C{bypass}
+        (the value of C{x-llmedge-cache}); L{None} when the request never
+        reached the cache step.
     """
 
     started: float
@@ -85,6 +88,7 @@ class Exchange:
     aborted: bool = False
     attempts: list = field(default_factory=list)
     strategy: str | None = None
+    cache: str | None = None
 
     def count_usage(self, usage: object) -> None:
         """

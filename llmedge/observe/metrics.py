@@ -26,6 +26,7 @@ import twisted
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from llmedge import __version__
+from llmedge.observe.cache_metrics import CACHE_RESULTS, CacheStats, watched_cache
 from llmedge.observe.exchange import Exchange
 
 DURATION_BUCKETS = (
@@ -105,6 +106,8 @@ class Metrics:
         self._breaker_state = None
         self._deployment_in_flight = None
         self._watched: list[tuple[str, str]] = []
+        self._cache: CacheStats | None = None
+        self._cache_refresh = None
         self._models = frozenset(models)
         r = self.registry
         self._requests = _Children(Counter(
@@ -168,6 +171,11 @@ class Metrics:
             "From asking a deployment to its answer's first byte (a stream's head, a "
             "whole JSON answer).",
             ["provider", "model"], buckets=DURATION_BUCKETS, registry=r))
+        self._cache_requests = _Children(Counter(
+            "llmedge_cache_requests",
+            "Model requests by what the response cache did: hit (answered from it), miss "
+            "(asked upstream), bypass (the cache was off, refused or unavailable).",
+            ["result"], registry=r))
         Gauge(
             "llmedge_build_info", "The running llmedge, Twisted and Python.",
             ["version", "twisted", "python"], registry=r, multiprocess_mode="max",
@@ -252,13 +260,35 @@ class Metrics:
             registry=self.registry, multiprocess_mode="livemin")
         watch(errors.inc, lambda available: up.set(float(available)))
 
+    def watch_cache(self, store) -> None:
+        """
+        Show what the response cache's store (an
+        L{llmedge.cache.store.ICacheStore}) holds, from its C{stats()}:
+        C{llmedge_cache_bytes}, C{llmedge_cache_entries} and
+        C{llmedge_cache_evictions_total}. Called again (a reload that made a
+        new store), it follows the new store.
+
+        In one process they are read at scrape time. With workers, each
+        worker holds its own store, so L{refresh} writes each worker's
+        values to the files C{/metrics} reads: the gauges are summed over
+        the live workers, the evictions over all of them.
+        """
+        if self._cache is not None:
+            self._cache.follow(store)
+            return
+        self._cache, self._cache_refresh = watched_cache(
+            store, self.registry, self.multiprocess)
+
     def refresh(self) -> None:
         """
         With workers, write the values other processes cannot compute (the
-        breaker's state); the service calls this every second.
+        breaker's state, the cache's size); the service calls this every
+        second.
         """
         for refresh in self._refreshers:
             refresh()
+        if self._cache_refresh is not None:
+            self._cache_refresh()
 
     def refused(self, reason: str) -> None:
         """
@@ -291,6 +321,9 @@ class Metrics:
                 self._rate_limited(done.key or ANONYMOUS).inc()
         if exchange.error_code == "timeout":
             self._timeouts(done.route).inc()
+        if exchange.cache is not None:
+            self._cache_requests(exchange.cache if exchange.cache in CACHE_RESULTS
+                                 else OTHER).inc()
         if exchange.provider is not None:
             self._record_upstream(exchange)
 

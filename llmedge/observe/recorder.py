@@ -142,6 +142,7 @@ class Recorder:
             error=exchange.error_code,
             aborted=exchange.aborted,
             strategy=exchange.strategy,
+            cache=exchange.cache,
             attempts=exchange.attempts if len(exchange.attempts) > 1
             or (exchange.attempts and exchange.attempts[0]["outcome"] != "ok") else None,
         )

@@ -88,6 +88,8 @@ class Route:
     targets: tuple[Target, ...]
     strategy: str = "ordered"
     max_attempts: int = 1
+    #: whether its answers may be kept in the response cache
+    cache: bool = True
 
 
 def plan(route: Route, now: float, rng: random.Random) -> list[Target]:

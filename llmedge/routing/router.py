@@ -124,7 +124,7 @@ def _route(name: str, targets: Sequence[Target], providers: Mapping[str, IProvid
     routed = tuple(
         RouteTarget(providers[t.provider], t.model, t.weight, health.deployment(t.provider, t.model))
         for t in targets)
-    return Route(name, routed, policy.strategy, policy.max_attempts or len(routed))
+    return Route(name, routed, policy.strategy, policy.max_attempts or len(routed), policy.cache)
 
 
 class _Never:

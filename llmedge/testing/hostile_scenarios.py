@@ -21,8 +21,8 @@ by side never share state:
     - C{endless-event}: an event stream whose second event never ends
       (C{data:} lines forever, never the blank line);
     - C{endless-line}: an event stream of one C{data:} line, never ended;
-    - C{endless-events}: small well-formed chunk events forever, no
-      C{[DONE]};
+    - C{endless-events}: well-formed chunk events forever, no C{[DONE]},
+      each with C{delta=CHARS} (1) of content;
     - C{endless-head}: a status line, then header lines forever;
     - C{endless-comments}: an event stream of comment lines forever;
     - C{drip}: a well-formed answer, one byte every C{interval=} (1) s;
@@ -162,7 +162,7 @@ def _framing(text: str) -> str:
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "block": _block, "rate": _rate, "status": _status, "framing": _framing,
-    "interval": _seconds,
+    "interval": _seconds, "delta": _block,
 }
 
 
@@ -197,14 +197,14 @@ _ENDLESS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], tuple[byte
     "endless-event": (("framing",), lambda o: _event_stream(
         o, _FIRST_EVENT, b"data: " + b"x" * max(1, o["block"] - 7) + b"\n")),
     "endless-line": (("framing",), lambda o: _event_stream(o, b"data: ", b"x" * o["block"])),
-    "endless-events": (("framing",), lambda o: _event_stream(
-        o, b"", _repeat(sse(chat_chunk({"content": "x"})), o["block"]))),
+    "endless-events": (("framing", "delta"), lambda o: _event_stream(
+        o, b"", _repeat(sse(chat_chunk({"content": "x" * o["delta"]})), o["block"]))),
     "endless-head": ((), lambda o: (b"HTTP/1.1 200 OK\r\n", _repeat(_HEADER_LINE, o["block"]))),
     "endless-comments": (("framing",), lambda o: _event_stream(
         o, b"", _repeat(b": x\n", o["block"]))),
 }
 _DEFAULTS = {"block": DEFAULT_BLOCK, "rate": None, "status": 500, "framing": "chunked",
-             "interval": 1.0}
+             "interval": 1.0, "delta": 1}
 _OTHERS = {"drip": ("interval",), "hang": ()}
 
 #: Every scenario name, for documentation and error messages.

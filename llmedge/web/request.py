@@ -210,6 +210,10 @@ class EdgeRequest(Request):
     def process(self) -> None:
         site = self.channel.site
         self.setHeader(b"x-request-id", self._pick_request_id())
+        if self.path.startswith(b"/v1"):
+            # Every API answer says whether the response cache served it;
+            # the cache step (llmedge.web.cached) says hit or miss.
+            self.setHeader(b"x-llmedge-cache", b"bypass")
         if getattr(site, "draining", False):
             close_after_response(self)
         self.trace = trace_context(

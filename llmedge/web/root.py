@@ -5,7 +5,8 @@ The root of llmedge's resource tree, and the wrappers that protect it::
     Authenticated(                                  unless AUTH_ENABLED=false
         /health, /health/live, /health/ready        public unless AUTH_HEALTH_CHECK
         /metrics                                    ditto; absent if ENABLE_METRICS=false
-        /v1 = RateLimited(Deadline(V1)))            RateLimited unless disabled
+        /v1 = RateLimited(Deadline(V1)))            RateLimited unless disabled;
+                                                    V1's calls consult the cache if on
 
 Authentication guards the whole tree, with public path prefixes, so a path
 is protected unless opened on purpose; rate limits and the deadline concern
@@ -57,6 +58,7 @@ def build_root(
     metrics: Metrics | None = None,
     unready=lambda: None,
     in_flight=None,
+    cache=None,
 ) -> IResource:
     """
     The whole tree for one site, wrapped as the configuration says.
@@ -72,7 +74,7 @@ def build_root(
                               config["rate_limit.default_max_tokens"])
     v1: IResource = Deadline(
         build_v1(router, clock, config["server.stream_keepalive_seconds"], tokens,
-                 config["upstream.max_response_bytes"]),
+                 config["upstream.max_response_bytes"], cache),
         config.timeout_seconds, clock)
     if config["rate_limit.enabled"] and limits is not None:
         default = Limit(per_minute=config["rate_limit.rpm"], burst=config["rate_limit.burst"])

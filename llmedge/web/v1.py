@@ -27,10 +27,24 @@ from llmedge.limits.store import StoreUnavailable
 from llmedge.observe.timing import UpstreamTimer
 from llmedge.dialects.messages import estimate_input_tokens
 from llmedge.dialects.reply import IReplyStream, Reply
-from llmedge.providers.base import Answer, Call, IEventStream
+from llmedge.cache import entry as entries
+from llmedge.providers.base import RESPONSES, Answer, Call, IEventStream
+from llmedge.providers.translated import replayed
 from llmedge.routing.router import Router
 from llmedge.routing.attempts import run
 from llmedge.web.body import read_json_object
+from llmedge.web.cached import (
+    BYPASS,
+    BYPASS_VISIT,
+    HEADER as CACHE_HEADER,
+    HIT,
+    MISS,
+    REPLAYED,
+    ResponseCache,
+    Visit,
+    recording,
+    whole_entry,
+)
 from llmedge.web.fronts import (
     CHAT_FRONT,
     COMPLETIONS_FRONT,
@@ -60,9 +74,11 @@ class ModelCall(Leaf):
         clock: IReactorTime,
         keepalive: float = 0.0,
         tokens: TokenLimiter | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         super().__init__()
         self._tokens = tokens if front.counts_tokens else None
+        self._cache = cache
         self._clock = clock
         self._keepalive = keepalive
         self._router = router
@@ -94,15 +110,43 @@ class ModelCall(Leaf):
         route = self._router.route(body["model"])
         exchange.endpoint = self._endpoint
         exchange.stream = call.stream
-        if self._tokens is None:
-            self._call(None, request, route, call)
+        if self._cache is None:
+            self._admit(BYPASS_VISIT, request, route, call)
         else:
-            reserved = self._tokens.reserve(request, self._endpoint, body)
-            reserved.addCallback(self._call, request, route, call)
-            reserved.addErrback(self._unreserved, request)
+            consulted = self._cache.consult(request, call, route.cache)
+            consulted.addCallback(self._consulted, request, route, call)
+            consulted.addErrback(self._unreserved, request)
         return NOT_DONE_YET
 
-    def _call(self, refusal: APIError | None, request, route, call: Call) -> None:
+    def _consulted(self, visit: Visit, request, route, call: Call) -> None:
+        """
+        Answer from the cache, or go on to the providers.
+        """
+        if request._disconnected or request.finished:
+            return  # gone while the cache was asked
+        if visit.result == HIT:
+            request.exchange.cache = HIT
+            request.setHeader(CACHE_HEADER, b"hit")
+            if self._hit(visit.data, request, call):
+                return
+            visit = visit.missed()
+        self._admit(visit, request, route, call)
+
+    def _admit(self, visit: Visit, request, route, call: Call) -> None:
+        """
+        Reserve the request's tokens, then call the providers.
+        """
+        request.exchange.cache = visit.result
+        if visit.result != BYPASS:
+            request.setHeader(CACHE_HEADER, visit.result.encode("ascii"))
+        if self._tokens is None:
+            self._call(None, request, route, call, visit)
+        else:
+            reserved = self._tokens.reserve(request, self._endpoint, call.body)
+            reserved.addCallback(self._call, request, route, call, visit)
+            reserved.addErrback(self._unreserved, request)
+
+    def _call(self, refusal: APIError | None, request, route, call: Call, visit: Visit) -> None:
         """
         Call the providers, unless the token limit refused the request.
         """
@@ -116,8 +160,36 @@ class ModelCall(Leaf):
         work = request.track(run(
             route, self._method, call, self._clock, request.exchange, router.rng,
             router.backoff, request.deadline))
-        work.addCallback(self._answer, request, timer, call)
+        work.addCallback(self._answer, request, timer, call, visit)
         work.addErrback(self._fail, request, timer)
+
+    def _hit(self, data: bytes, request, call: Call) -> bool:
+        """
+        Write a stored answer in the client's dialect: its bytes for a
+        whole answer, or its reply encoded (a Responses document, which
+        echoes the asking request) or replayed as a stream.
+
+        @return: whether the entry could answer the request.
+        """
+        front = self._front
+        if not call.stream and call.endpoint != RESPONSES:
+            body = entries.body_of(data)
+            if body is not None:
+                _write_document(request, body)
+                return True
+        try:
+            reply = entries.loads(data).reply
+        except ValueError:
+            return False
+        if reply is None or front.encode_reply is None:
+            return False
+        created = reply.created or int(self._clock.seconds())
+        if call.stream:
+            framing = front.stream_encoder(call.conversation, created)
+            relay(request, replayed(reply), REPLAYED, self._clock, 0.0, framing)
+        else:
+            _write_document(request, json_bytes(front.encode_reply(reply, call.conversation, created)))
+        return True
 
     def _unreserved(self, reason: Failure, request) -> None:
         if reason.check(StoreUnavailable):
@@ -125,7 +197,7 @@ class ModelCall(Leaf):
         else:
             write_error(request, error_from_failure(reason))
 
-    def _answer(self, answer: Any, request, timer, call: Call) -> None:
+    def _answer(self, answer: Any, request, timer, call: Call, visit: Visit) -> None:
         """
         Write the provider's answer in the client's dialect: its own bytes
         (an L{Answer}, a stream of the client's dialect), a translated
@@ -140,6 +212,8 @@ class ModelCall(Leaf):
             framing = front.framing
             if IReplyStream.providedBy(answer):
                 framing = front.stream_encoder(call.conversation, int(self._clock.seconds()))
+            if visit.result == MISS:
+                answer = recording(answer, call, visit, self._cache.max_entry)
             relay(request, answer, timer, self._clock, self._keepalive, framing)
             return
         if isinstance(answer, Answer):
@@ -158,14 +232,22 @@ class ModelCall(Leaf):
             body = json_bytes(answer)
         if request._disconnected or request.finished:
             return
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Content-Length", b"%d" % (len(body),))
-        request.write(body)
-        request.finish()
+        if visit.result == MISS:
+            entry = whole_entry(call, answer, body)
+            if entry is not None:
+                visit.keep(entry)
+        _write_document(request, body)
 
     def _fail(self, reason: Failure, request, timer) -> None:
         timer.failed(reason)
         write_error(request, error_from_failure(reason))
+
+
+def _write_document(request, body: bytes) -> None:
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Content-Length", b"%d" % (len(body),))
+    request.write(body)
+    request.finish()
 
 
 class Messages(ModelCall):
@@ -201,25 +283,31 @@ class Models(Endpoint):
 
 
 def build_v1(router: Router, clock: IReactorTime, keepalive: float = 0.0,
-             tokens: TokenLimiter | None = None, max_held: int | None = None) -> Node:
+             tokens: TokenLimiter | None = None, max_held: int | None = None,
+             cache: ResponseCache | None = None) -> Node:
     """
     The C{/v1} subtree; with C{tokens}, calls are held to the keys' token
     budgets; C{max_held} bounds what a translated Responses stream holds
-    to repeat at its end (C{upstream.max_response_bytes}).
+    to repeat at its end (C{upstream.max_response_bytes}); with C{cache},
+    answers are kept and given again (L{llmedge.web.cached}).
     """
     responses = RESPONSES_FRONT
     if max_held is not None:
         responses = replace(responses, stream_encoder=partial(
             responses.stream_encoder, max_bytes=max_held))
+
+    def call(front: Front, **kwargs) -> ModelCall:
+        return ModelCall(router, front, clock, keepalive, tokens, cache, **kwargs)
+
     v1 = Node()
     chat = Node()
-    chat.putChild(b"completions", ModelCall(router, CHAT_FRONT, clock, keepalive, tokens))
+    chat.putChild(b"completions", call(CHAT_FRONT))
     v1.putChild(b"chat", chat)
-    v1.putChild(b"completions", ModelCall(router, COMPLETIONS_FRONT, clock, keepalive, tokens))
-    v1.putChild(b"embeddings", ModelCall(router, EMBEDDINGS_FRONT, clock, tokens=tokens))
-    v1.putChild(b"responses", ModelCall(router, responses, clock, keepalive, tokens))
-    messages = Messages(router, MESSAGES_FRONT, clock, keepalive, tokens)
-    messages.counter = ModelCall(router, COUNT_TOKENS_FRONT, clock)
+    v1.putChild(b"completions", call(COMPLETIONS_FRONT))
+    v1.putChild(b"embeddings", call(EMBEDDINGS_FRONT))
+    v1.putChild(b"responses", call(responses))
+    messages = Messages(router, MESSAGES_FRONT, clock, keepalive, tokens, cache)
+    messages.counter = call(COUNT_TOKENS_FRONT)
     v1.putChild(b"messages", messages)
     v1.putChild(b"models", Models(router))
     return v1

@@ -39,6 +39,7 @@ MODELS = {
     "endless-event": ("h", "hostile+endless-event+block=4096"),
     "endless-line": ("h", "hostile+endless-line"),
     "endless-events": ("h", "hostile+endless-events"),
+    "wide-events": ("h", "hostile+endless-events+delta=4096+block=65536"),
     "endless-head": ("h", "hostile+endless-head"),
     "claude-endless": ("c", "hostile+endless-json"),
 }

@@ -8,7 +8,7 @@ from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
 
-from llmedge.config import ConfigError, ProviderConfig, Target, load
+from llmedge.config import ConfigError, ProviderConfig, RoutePolicy, Target, load
 
 
 def config_error(environ=None, path=None, listen=()) -> str:
@@ -483,8 +483,6 @@ def test_provider_interval_rejects_a_boolean(toml):
 
 
 def test_a_model_may_say_its_strategy_attempts_and_weights(toml):
-    from llmedge.config import RoutePolicy, Target
-
     config = load({}, toml(
         '[models."m"]\nstrategy = "weighted"\nmax_attempts = 4\n'
         'targets = [ { provider = "mock", model = "a", weight = 3 },'
@@ -493,11 +491,19 @@ def test_a_model_may_say_its_strategy_attempts_and_weights(toml):
     assert config.policies["m"] == RoutePolicy("weighted", 4)
 
 
+def test_a_model_may_be_kept_out_of_the_cache(toml):
+    config = load({}, toml(
+        '[models."m"]\ncache = false\ntargets = [ { provider = "mock", model = "a" } ]\n'))
+    assert config.policies["m"] == RoutePolicy("ordered", None, cache=False)
+
+
 @pytest.mark.parametrize("line,words", [
     ('strategy = "random"', "must be one of ordered, weighted, least-busy, latency"),
     ("max_attempts = 0", "must be a whole number from 1 to 20"),
     ("max_attempts = 21", "must be a whole number from 1 to 20"),
     ("colour = 1", "must be a table of 'targets'"),
+    ('cache = "no"', "cache='no'"),
+    ("cache = 0", "must be true or false"),
 ])
 def test_a_bad_routing_setting_is_refused_in_one_line(toml, line, words):
     text = config_error(path=toml(

@@ -394,6 +394,29 @@ def test_access_event_carries_a_trace_id(logged):
     assert len(found["span_id"]) == 16
 
 
+def test_request_that_never_reached_the_cache_logs_cache_null(logged):
+    Harness().request("GET", "/health")
+    record = to_record(only_access(logged))
+    assert "cache" in record
+    assert json.loads(json.dumps(record))["cache"] is None
+
+
+def test_access_event_names_what_the_cache_did(logged, monkeypatch):
+    edge = Harness()
+    recorder = edge.service.site.recorder
+    started = recorder.exchange
+
+    def cached():
+        # what the cache step writes on a request it answered
+        exchange = started()
+        exchange.cache = "hit"
+        return exchange
+
+    monkeypatch.setattr(recorder, "exchange", cached)
+    edge.request("GET", "/health")
+    assert to_record(only_access(logged))["cache"] == "hit"
+
+
 def test_unknown_path_is_logged_under_route_other_with_its_path(logged):
     Harness().request("GET", "/no/such/thing")
     found = only_access(logged)

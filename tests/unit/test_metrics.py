@@ -11,8 +11,13 @@ import random
 import pytest
 import twisted
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.task import Clock
 
 from llmedge import __version__
+from llmedge.cache.memory import MemoryCache
+from llmedge.observe.exchange import Exchange
+from llmedge.observe.metrics import Finished, Metrics
+from llmedge.routing.health import Health
 from tests.unit.support import Harness, raw_request
 
 CHAT = {"model": "mock", "messages": [{"role": "user", "content": "hello there"}]}
@@ -484,3 +489,118 @@ def test_breaker_state_and_in_flight_are_shown_per_deployment(toml):
     assert sample(edge, "llmedge_deployment_breaker_state", **labels) == 2.0
     edge.service.router.health.host("mock").trip()
     assert sample(edge, "llmedge_provider_cooling_down", provider="mock") == 1.0
+
+
+# -- the response cache --------------------------------------------------------
+
+
+def registry_value(metrics, name, **labels) -> float | None:
+    """
+    A sample straight from C{metrics}' registry (not the daemon's page).
+    """
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def cache_metrics(**options):
+    return Metrics(["mock"], **options)
+
+
+def record_cache(metrics, result):
+    exchange = Exchange(started=0.0, model="mock", cache=result)
+    metrics.record(Finished("POST", ROUTE, 200, 0.1, 10, None, exchange))
+
+
+def test_cache_results_are_counted_by_result():
+    metrics = cache_metrics()
+    for result in ("hit", "hit", "miss", "bypass"):
+        record_cache(metrics, result)
+    counted = {result: registry_value(metrics, "llmedge_cache_requests_total", result=result)
+               for result in ("hit", "miss", "bypass")}
+    assert counted == {"hit": 2.0, "miss": 1.0, "bypass": 1.0}
+
+
+def test_request_that_never_reached_the_cache_is_not_counted():
+    metrics = cache_metrics()
+    record_cache(metrics, None)
+    assert [s for family in metrics.registry.collect() for s in family.samples
+            if s.name == "llmedge_cache_requests_total"] == []
+
+
+def test_unknown_cache_result_folds_to_other():
+    metrics = cache_metrics()
+    record_cache(metrics, "something else")
+    assert registry_value(metrics, "llmedge_cache_requests_total", result="other") == 1.0
+
+
+class Stats:
+    """
+    A cache store as far as the metrics see one: its C{stats()}.
+    """
+
+    def __init__(self, size=0, entries=0, evictions=0):
+        self.values = {"bytes": size, "entries": entries, "evictions": evictions}
+
+    def stats(self):
+        return dict(self.values)
+
+
+def cache_values(metrics):
+    return tuple(registry_value(metrics, name) for name in (
+        "llmedge_cache_bytes", "llmedge_cache_entries", "llmedge_cache_evictions_total"))
+
+
+def test_cache_size_and_evictions_are_read_from_the_store_at_scrape():
+    metrics = cache_metrics()
+    store = Stats(100, 2, 0)
+    metrics.watch_cache(store)
+    store.values.update(bytes=300, entries=3, evictions=1)
+    assert cache_values(metrics) == (300.0, 3.0, 1.0)
+
+
+def test_memory_cache_is_shown_as_it_fills_and_evicts():
+    store = MemoryCache(Clock(), max_bytes=2000)
+    metrics = cache_metrics()
+    metrics.watch_cache(store)
+    for n in range(3):
+        store.put(f"{n:064x}", b"x" * 800, 60)
+    stats = store.stats()
+    assert stats["evictions"] >= 1
+    assert cache_values(metrics) == (
+        float(stats["bytes"]), float(stats["entries"]), float(stats["evictions"]))
+
+
+def test_cache_evictions_never_go_down_when_the_store_is_replaced():
+    metrics = cache_metrics()
+    metrics.watch_cache(Stats(evictions=5))
+    metrics.watch_cache(Stats(10, 1, 2))
+    assert cache_values(metrics) == (10.0, 1.0, 7.0)
+
+
+def test_cache_metrics_appear_on_the_metrics_page_only_when_watched():
+    metrics = cache_metrics()
+    names = {family.name for family in metrics.registry.collect()}
+    assert "llmedge_cache_bytes" not in names
+    metrics.watch_cache(Stats(1, 1, 1))
+    names = {family.name for family in metrics.registry.collect()}
+    assert {"llmedge_cache_bytes", "llmedge_cache_entries", "llmedge_cache_evictions"} <= names
+
+
+def test_with_workers_cache_values_are_written_by_refresh(tmp_path):
+    metrics = cache_metrics(multiprocess_dir=str(tmp_path))
+    store = Stats(100, 2, 3)
+    metrics.watch_cache(store)
+    assert cache_values(metrics) == (0.0, 0.0, 0.0)
+    metrics.refresh()
+    assert cache_values(metrics) == (100.0, 2.0, 3.0)
+    store.values.update(bytes=50, entries=1, evictions=4)
+    metrics.refresh()
+    metrics.refresh()
+    assert cache_values(metrics) == (50.0, 1.0, 4.0)
+
+
+def test_with_workers_cache_refresh_survives_a_health_watch(tmp_path):
+    metrics = cache_metrics(multiprocess_dir=str(tmp_path))
+    metrics.watch_cache(Stats(7, 1, 0))
+    metrics.watch_health(Health(Clock()))
+    metrics.refresh()
+    assert registry_value(metrics, "llmedge_cache_bytes") == 7.0
