@@ -23,14 +23,13 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import alsoProvides, implementer, providedBy
 
 from llmedge.cache.readers import ChatChunkReader, EventReader, MessagesReader, ResponsesReader
 from llmedge.dialects.reply import (
     Accumulator, Event, Finished, ReasoningDelta, Reply, Started, TextDelta,
     ToolArgumentsDelta, ToolCallStarted, Usage,
 )
-from llmedge.providers.base import IEventStream
+from llmedge.providers.wrapped import WrappedStream
 
 __all__ = ["ChatChunkReader", "EventReader", "MessagesReader", "ResponsesReader", "recorded"]
 
@@ -114,8 +113,7 @@ class _Gatherer:
         return self.accumulator.reply
 
 
-@implementer(IEventStream)
-class Recording:
+class Recording(WrappedStream):
     """
     C{stream}, its items read by C{reader} into the reply C{keep} is
     given once the stream ended well; see L{recorded}.
@@ -124,22 +122,12 @@ class Recording:
     _log = Logger()
 
     def __init__(self, stream, reader, max_bytes: int, keep: Callable[[Reply], Any]) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._reader = reader
         self._max_bytes = max_bytes
         self._keep = keep
         self._seen = 0
         self._gathered: _Gatherer | None = _Gatherer()
-        # What the stream delivers is declared by the interfaces it provides.
-        alsoProvides(self, *providedBy(stream))
-
-    @property
-    def usage(self):
-        return self._stream.usage
-
-    @property
-    def headers(self):
-        return self._stream.headers
 
     def start(self, receiver: Callable[[Any], None]) -> Deferred[None]:
         def receive(item: Any) -> None:
@@ -187,12 +175,6 @@ class Recording:
         except Exception:
             self._log.failure("Recording a stream for the response cache failed")
         return result
-
-    def pauseProducing(self) -> None:
-        self._stream.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self._stream.resumeProducing()
 
     def stopProducing(self) -> None:
         self._give_up()

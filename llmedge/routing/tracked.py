@@ -14,33 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
-from zope.interface import alsoProvides, implementer, providedBy
 
-from llmedge.providers.base import IEventStream
+from llmedge.providers.wrapped import WrappedStream
 from llmedge.routing.health import DeploymentHealth
 
 
-@implementer(IEventStream)
-class Tracked:
+class Tracked(WrappedStream):
     """
     C{stream}, counted in C{health.in_flight} until it ends.
     """
 
     def __init__(self, stream, health: DeploymentHealth) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._health = health
         self._counted = True
-        # What the stream delivers (reply events, or its dialect's bytes)
-        # is declared by the interfaces it provides: keep them.
-        alsoProvides(self, *providedBy(stream))
-
-    @property
-    def usage(self):
-        return self._stream.usage
-
-    @property
-    def headers(self):
-        return self._stream.headers
 
     def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
         done = self._stream.start(receiver)
@@ -55,12 +42,6 @@ class Tracked:
         if self._counted:
             self._counted = False
             self._health.in_flight -= 1
-
-    def pauseProducing(self) -> None:
-        self._stream.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self._stream.resumeProducing()
 
     def stopProducing(self) -> None:
         self._release()
