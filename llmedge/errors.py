@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from http import HTTPStatus
 
 from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import RESPONSES
+
+from llmedge.twisted_insides import gone
 
 _log = Logger()
 
@@ -328,7 +331,7 @@ def write_error(request, error: APIError) -> None:
     Safe to call from any callback: a request that finished or whose client
     went away is left alone, so C{finish()} is never called twice.
     """
-    if request.finished or getattr(request, "_disconnected", False):
+    if gone(request):
         return
     exchange = getattr(request, "exchange", None)
     if exchange is not None:
@@ -349,6 +352,21 @@ def write_error(request, error: APIError) -> None:
     request.finish()
 
 
+def reason_phrase(status: int) -> bytes:
+    """
+    The reason phrase of C{status}: Twisted's, or the standard's where
+    Twisted's table has none (429 Too Many Requests, 431, 451, ...), so no
+    answer llmedge gives says C{Unknown Status}.
+    """
+    reason = RESPONSES.get(status)
+    if reason is None:
+        try:
+            reason = HTTPStatus(status).phrase.encode("ascii")
+        except ValueError:
+            reason = b"Error"
+    return reason
+
+
 def raw_response(
     error: APIError, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> bytes:
@@ -360,8 +378,7 @@ def raw_response(
     received), so the bytes go straight to the transport.
     """
     body = error.body()
-    reason = RESPONSES.get(error.status, b"Error")
-    lines = [b"HTTP/1.1 %d %s" % (error.status, reason)]
+    lines = [b"HTTP/1.1 %d %s" % (error.status, reason_phrase(error.status))]
     all_headers = [
         (b"Content-Type", b"application/json"),
         (b"Content-Length", b"%d" % (len(body),)),

@@ -35,6 +35,7 @@ from llmedge.probe import ProviderProbe
 from llmedge.routing.router import build_router
 from llmedge.providers.upstream import make_client, make_pool, tls_policy
 from llmedge.tls import ReloadableTLS, TLSSettingsError
+from llmedge.twisted_insides import clear_exit_signal
 from llmedge.web.cached import ResponseCache
 from llmedge.web.root import build_root
 from llmedge.web.drain import drain
@@ -155,8 +156,7 @@ def clean_exit(reactor) -> None:
     it makes twistd exit normally. tests/integration/test_drain.py checks
     the status, so a Twisted that changes this is noticed.
     """
-    if getattr(reactor, "_exitSignal", None) is not None:
-        reactor._exitSignal = None
+    clear_exit_signal(reactor)
 
 
 def build_keys(config: Config) -> KeyRing:

@@ -54,6 +54,7 @@ from llmedge.errors import (
     request_timeout,
     uri_too_long,
 )
+from llmedge import twisted_insides
 from llmedge.web.drain import connection_closed
 from llmedge.web.h2 import switch_to_h2
 from llmedge.web.request import LINGER_SECONDS
@@ -97,11 +98,7 @@ class EdgeChannel(Unread, HTTPChannel):
     #:   - LineReceiver.paused (public, but only LineReceiver.dataReceived's
     #:     loop reads it, HTTPChannel never sets it): while true nothing more
     #:     is parsed, and C{dataReceived(b"")} parses on.
-    TWISTED_INSIDES = (
-        "_handlingRequest", "_dataBuffer", "_optimisticEagerReadSize", "_networkProducer",
-        "_version", "_receivedHeaderSize", "_receivedHeaderCount",
-        "_respondToBadRequestAndDisconnect", "_buffer", "paused",
-    )
+    TWISTED_INSIDES = twisted_insides.CHANNEL
 
     _closing = False
     _awaiting_head = True

@@ -21,6 +21,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 
+from llmedge.twisted_insides import channel_of
+
 _log = Logger(namespace="llmedge.drain")
 
 #: How often a drain looks for HTTP/2 connections that fell idle.
@@ -74,7 +76,7 @@ def drain(site, clock: IReactorTime, grace: float) -> Deferred[bool]:
             _log.warn("Grace period over: closing {count} connections still open",
                       count=len(left))
         for connection in left:
-            channel = getattr(connection, "_channel", None)
+            channel = channel_of(connection)
             transport = getattr(channel, "transport", None)
             if transport is not None:
                 transport.abortConnection()
@@ -99,7 +101,7 @@ def _sweep(site, clock: IReactorTime, closing: dict) -> None:
     """
     now = clock.seconds()
     for connection in list(site.open_connections):
-        channel = getattr(connection, "_channel", None)
+        channel = channel_of(connection)
         transport = getattr(channel, "transport", None)
         if transport is None:
             continue

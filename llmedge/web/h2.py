@@ -53,6 +53,7 @@ from twisted.web._http2 import H2Connection
 
 from llmedge.errors import APIError, headers_too_large, request_timeout
 from llmedge.limits.gcra import Limit, decide
+from llmedge import twisted_insides
 from llmedge.web.h2_frames import (
     MAX_DECODED_HEADER_LIST_SIZE,
     MAX_HEADER_LIST_SIZE,
@@ -98,10 +99,7 @@ class EdgeH2Connection(Unread, H2Connection):
     #:     _requestFactory, _site, _factory, _timeOut, _callLater, and
     #:     HTTPChannel._networkProducer: what L{switch_to_h2} moves over
     #:     (L{SWITCH_INSIDES}).
-    TWISTED_INSIDES = (
-        "_requestReceived", "_requestDataReceived", "_requestEnded", "_requestAborted",
-        "_handlePriorityUpdate", "_requestDone", "_tryToWriteControlData",
-    )
+    TWISTED_INSIDES = twisted_insides.H2
 
     _closing = False
     _header_timer: IDelayedCall | None = None
@@ -374,10 +372,7 @@ class _BoundedH2(h2.connection.H2Connection):
 
 #: What L{switch_to_h2} uses of Twisted's C{_GenericHTTPChannelProtocol}
 #: (and of the HTTP/1.1 channel it starts with), as Twisted's own switch does.
-SWITCH_INSIDES = (
-    "_channel", "_negotiatedProtocol", "_requestFactory", "_site", "_factory", "_timeOut",
-    "_callLater",
-)
+SWITCH_INSIDES = twisted_insides.SWITCH
 
 
 def switch_to_h2(generic) -> None:

@@ -31,7 +31,10 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from llmedge.dialects.messages_errors import error_body as anthropic_error_body
-from llmedge.errors import APIError, error_from_failure, raw_response, request_too_large, write_error
+from llmedge.errors import (
+    APIError, error_from_failure, raw_response, reason_phrase, request_too_large, write_error,
+)
+from llmedge.twisted_insides import gone, skip_form_parsing
 from llmedge.observe.tracing import TraceContext, trace_context
 from llmedge.web.drain import close_after_response
 
@@ -88,7 +91,15 @@ class EdgeRequest(Request):
         # into request.args; llmedge takes JSON only, so that work is waste,
         # and a malformed multipart body would get Twisted's bare 400 instead
         # of our 415. (Older Twisted, 24.7 among them, has no switch.)
-        self._parsePOSTFormSubmission = False
+        skip_form_parsing(self)
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None:
+        """
+        Set the status with its standard reason phrase: Twisted's table
+        lacks some llmedge answers with (C{429 Too Many Requests} would be
+        C{429 Unknown Status}).
+        """
+        super().setResponseCode(code, message if message is not None else reason_phrase(code))
 
     # -- body size ---------------------------------------------------------
 
@@ -112,7 +123,7 @@ class EdgeRequest(Request):
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:
-            if self._stream_refusal and not (self.finished or self._disconnected):
+            if self._stream_refusal and not gone(self):
                 self.finish()
             return
         if path[:8].lower().startswith((b"http://", b"https://")):
@@ -167,7 +178,7 @@ class EdgeRequest(Request):
         earlier; L{llmedge.web.h2.EdgeH2Connection} drops them, and the body
         timeout bounds a client that never finishes.
         """
-        if self.finished or self._disconnected:
+        if gone(self):
             return
         self._stream_refusal = True
         self.method = getattr(self.channel, "command", self.method)

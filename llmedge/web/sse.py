@@ -30,6 +30,7 @@ from zope.interface import Interface, implementer
 from llmedge.errors import APIError, error_from_failure
 from llmedge.observe.timing import UpstreamTimer
 from llmedge.providers.base import IEventStream
+from llmedge.twisted_insides import gone
 
 DONE = b"data: [DONE]\n\n"
 
@@ -164,7 +165,7 @@ def relay(
             timer.failed(result)
         else:
             timer.done("ok", getattr(stream, "usage", None))
-        if request._disconnected or request.finished:
+        if gone(request):
             return None
         request.unregisterProducer()
         if isinstance(result, Failure):

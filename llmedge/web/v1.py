@@ -32,6 +32,7 @@ from llmedge.providers.base import RESPONSES, Answer, Call, IEventStream
 from llmedge.providers.translated import replayed
 from llmedge.routing.router import Router
 from llmedge.routing.attempts import run
+from llmedge.twisted_insides import gone
 from llmedge.web.body import read_json_object
 from llmedge.web.cached import (
     BYPASS,
@@ -122,7 +123,7 @@ class ModelCall(Leaf):
         """
         Answer from the cache, or go on to the providers.
         """
-        if request._disconnected or request.finished:
+        if gone(request):
             return  # gone while the cache was asked
         if visit.result == HIT:
             request.exchange.cache = HIT
@@ -153,7 +154,7 @@ class ModelCall(Leaf):
         if refusal is not None:
             write_error(request, refusal)
             return
-        if request._disconnected or request.finished:
+        if gone(request):
             return  # gone while its tokens were reserved
         timer = UpstreamTimer(self._clock, request.exchange)
         router = self._router
@@ -206,7 +207,7 @@ class ModelCall(Leaf):
         """
         front = self._front
         if IEventStream.providedBy(answer):
-            if request._disconnected or request.finished:
+            if gone(request):
                 answer.stopProducing()
                 return
             framing = front.framing
@@ -230,7 +231,7 @@ class ModelCall(Leaf):
         else:
             timer.done("ok", answer.get("usage"))
             body = json_bytes(answer)
-        if request._disconnected or request.finished:
+        if gone(request):
             return
         if visit.result == MISS:
             entry = whole_entry(call, answer, body)

@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
 from llmedge import errors
-from llmedge.errors import APIError, error_from_failure, raw_response, write_error
+from llmedge.errors import APIError, error_from_failure, raw_response, reason_phrase, write_error
 
 
 def test_body_is_exactly_openais_error_object():
@@ -188,3 +188,15 @@ def test_write_error_after_writing_began_only_finishes():
     assert request.written == [b"data: {}\n\n"]
     assert request.responseCode is None
     assert request.finished == 1
+
+
+@pytest.mark.parametrize("status,phrase", [
+    (200, b"OK"), (404, b"Not Found"), (429, b"Too Many Requests"),
+    (431, b"Request Header Fields Too Large"), (599, b"Error"),
+])
+def test_every_status_has_its_standard_reason_phrase(status, phrase):
+    assert reason_phrase(status) == phrase
+
+
+def test_a_raw_429_names_its_reason():
+    assert raw_response(APIError(429, "slow down")).startswith(b"HTTP/1.1 429 Too Many Requests\r\n")

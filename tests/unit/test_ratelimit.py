@@ -67,6 +67,15 @@ def test_bucket_refills_at_the_configured_rate(edge):
     assert get(edge).status == 429
 
 
+def test_429_says_too_many_requests_not_unknown_status(edge):
+    # Twisted's table of reason phrases has no 429.
+    for _ in range(3):
+        get(edge)
+    connection = edge.connect()
+    connection.send(raw_request("GET", "/v1/models", None, AUTH))
+    assert connection.transport.value().startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+
+
 def test_refused_request_does_not_consume(edge):
     for _ in range(3):
         get(edge)

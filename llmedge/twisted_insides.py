@@ -1,0 +1,86 @@
+# -*- test-case-name: tests.unit.test_twisted_insides -*-
+"""
+Every undocumented part of Twisted llmedge relies on, named in one place.
+
+Twisted's public API does not say whether a request's client is gone, does
+not let a channel bound the time its head takes, and does not let twistd
+exit 0 after a signal. llmedge reaches into Twisted for these, and a
+Twisted upgrade may move what it reaches for. So every such name is listed
+here, with what it is relied on for, and the uses outside the subclasses
+that override Twisted's methods go through the functions below.
+tests.unit.test_twisted_insides checks that each name is there and
+behaves as relied on (tests.unit.test_channel and test_h2 pin the
+channels' own), so an upgrade that changes one fails a test naming it
+instead of failing in production. Checked from Twisted 24.7 to 26.10.
+"""
+
+from __future__ import annotations
+
+#: C{twisted.web.http.Request}:
+#:   - C{_disconnected}: true once the connection was lost (there is no
+#:     public way to ask; C{notifyFinish} is a one-shot Deferred);
+#:   - C{_parsePOSTFormSubmission}: set false, Twisted does not parse a
+#:     POST's form body into C{args} (the constructor's switch is newer
+#:     than Twisted 24.7).
+REQUEST = ("_disconnected", "_parsePOSTFormSubmission")
+
+#: C{twisted.web.http.HTTPChannel} and its C{LineReceiver}: see
+#: L{llmedge.web.channel.EdgeChannel}, which says what each is used for.
+CHANNEL = (
+    "_handlingRequest", "_dataBuffer", "_optimisticEagerReadSize", "_networkProducer",
+    "_version", "_receivedHeaderSize", "_receivedHeaderCount",
+    "_respondToBadRequestAndDisconnect", "_buffer", "paused",
+)
+
+#: C{twisted.web._http2.H2Connection}'s methods that
+#: L{llmedge.web.h2.EdgeH2Connection} overrides or calls.
+H2 = (
+    "_requestReceived", "_requestDataReceived", "_requestEnded", "_requestAborted",
+    "_handlePriorityUpdate", "_requestDone", "_tryToWriteControlData",
+)
+
+#: What L{llmedge.web.h2.switch_to_h2} uses of Twisted's
+#: C{_GenericHTTPChannelProtocol}, as Twisted's own switch to HTTP/2 does.
+SWITCH = (
+    "_channel", "_negotiatedProtocol", "_requestFactory", "_site", "_factory", "_timeOut",
+    "_callLater",
+)
+
+#: C{twisted.internet.base.ReactorBase}: C{_exitSignal}, the signal that
+#: stopped the reactor, which twistd re-raises once the reactor has run
+#: down (Twisted's C{_ISupportsExitSignalCapturing}).
+REACTOR = ("_exitSignal",)
+
+
+def gone(request) -> bool:
+    """
+    Whether C{request} needs no more writing: answered already, or its
+    client went away.
+    """
+    return request.finished or getattr(request, "_disconnected", False)
+
+
+def channel_of(connection):
+    """
+    The channel (HTTP/1.1 or HTTP/2) serving one of Twisted's
+    protocol-negotiating connections, or L{None}.
+    """
+    return getattr(connection, "_channel", None)
+
+
+def skip_form_parsing(request) -> None:
+    """
+    Have Twisted leave C{request}'s body alone: it parses the form bodies
+    (urlencoded, multipart) of every POST into C{args}, which llmedge,
+    taking JSON only, never reads.
+    """
+    request._parsePOSTFormSubmission = False
+
+
+def clear_exit_signal(reactor) -> None:
+    """
+    Forget the signal that stopped C{reactor}, so twistd exits 0 rather
+    than dying again by that signal.
+    """
+    if getattr(reactor, "_exitSignal", None) is not None:
+        reactor._exitSignal = None

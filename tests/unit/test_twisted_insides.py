@@ -1,0 +1,98 @@
+"""
+Twisted's undocumented parts that llmedge relies on (llmedge.twisted_insides),
+each pinned to the behaviour relied on: a Twisted upgrade that changes one
+fails here, naming it. The channels' own insides are pinned beside the
+channels (tests.unit.test_channel, test_h2), from the same lists.
+"""
+
+import pytest
+import twisted
+from twisted.internet.address import IPv4Address
+from twisted.internet.base import ReactorBase
+from twisted.internet.error import ConnectionLost
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.test.requesthelper import DummyChannel
+
+from llmedge import twisted_insides
+from llmedge.twisted_insides import channel_of, clear_exit_signal, gone, skip_form_parsing
+from tests.unit.support import Harness
+
+
+#: The first Twisted whose Request has the switch C{_parsePOSTFormSubmission}.
+FORM_SWITCH_SINCE = (25, 5)
+VERSION = (twisted.version.major, twisted.version.minor)
+
+
+def request():
+    return http.Request(DummyChannel())
+
+
+@pytest.mark.parametrize("name", twisted_insides.REQUEST)
+def test_twisted_request_still_has(name):
+    if name == "_parsePOSTFormSubmission" and VERSION < FORM_SWITCH_SINCE:
+        return  # older Twisted parses forms, harmlessly: llmedge never reads them
+    assert hasattr(request(), name), (
+        f"Twisted {twisted.__version__}'s Request has no {name}: llmedge.twisted_insides "
+        "relies on it")
+
+
+def test_a_request_whose_connection_is_lost_is_gone():
+    lost = request()
+    assert not gone(lost)
+    lost.connectionLost(Failure(ConnectionLost()))
+    assert gone(lost), "Request._disconnected no longer says the connection was lost"
+
+
+def test_a_finished_request_is_gone():
+    answered = request()
+    answered.setResponseCode(200)
+    answered.finish()
+    assert gone(answered)
+
+
+def form_post(skip: bool):
+    posted = request()
+    if skip:
+        skip_form_parsing(posted)
+    posted.requestHeaders.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
+    posted.gotLength(7)
+    posted.handleContentChunk(b"a=1&b=2")
+    posted.requestReceived(b"POST", b"/x", b"HTTP/1.1")
+    return posted
+
+
+def test_a_post_form_body_is_parsed_unless_skipped():
+    form = {b"a": [b"1"], b"b": [b"2"]}
+    assert form_post(skip=False).args == form
+    if VERSION < FORM_SWITCH_SINCE:
+        assert form_post(skip=True).args == form  # no switch yet: parsed, unread
+        return
+    assert form_post(skip=True).args == {}, (
+        "Request._parsePOSTFormSubmission = False no longer stops Twisted parsing forms")
+
+
+def test_the_reactor_keeps_the_signal_that_stopped_it():
+    assert "_exitSignal" in vars(ReactorBase), (
+        f"Twisted {twisted.__version__}'s ReactorBase has no _exitSignal: "
+        "llmedge's clean exit after SIGTERM relies on it")
+
+
+def test_forgetting_the_exit_signal():
+    class Stopped:
+        _exitSignal = 15
+
+    reactor = Stopped()
+    clear_exit_signal(reactor)
+    assert reactor._exitSignal is None
+    clear_exit_signal(object())  # a reactor without one is left alone
+
+
+def test_a_negotiating_connection_s_channel_is_found():
+    edge = Harness()
+    connection = edge.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    connection.makeConnection(StringTransport())
+    assert isinstance(channel_of(connection), http.HTTPChannel), (
+        "_GenericHTTPChannelProtocol._channel no longer holds the channel")
+    assert channel_of(object()) is None
