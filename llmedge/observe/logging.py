@@ -25,16 +25,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    formatEvent,
-)
+from twisted.logger import ILogObserver, LogLevel, formatEvent
 from zope.interface import implementer
 
 _PLAIN = (str, int, float, bool, type(None))
+#: Made once (C{json.dumps} with arguments builds an encoder per call).
+_encode_line = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str).encode
+_encode_ascii = json.JSONEncoder(default=str).encode
+#: The fields C{twisted.logger} adds to an event (L{Logger.emit}, the
+#: publisher and the legacy bridge), besides llmedge's C{log_plain}.
+_TWISTED_FIELDS = ("log_logger", "log_level", "log_namespace", "log_source", "log_format",
+                   "log_time", "log_plain", "log_trace", "log_system", "log_failure",
+                   "log_io", "log_text", "log_legacy", "log_flattened")
 #: Fields of events from Twisted's legacy log API that repeat the message.
 _LEGACY = frozenset({"format", "message", "time", "isError", "why", "failure"})
 
@@ -106,14 +108,16 @@ def to_record(event: dict[str, Any]) -> dict[str, Any]:
         "ts": _timestamp(event.get("log_time", 0)),
         "level": level.name if level is not None else "info",
         "logger": event.get("log_namespace", "-"),
-        "msg": _message(event),
+        "msg": (message := _message(event)),
     }
     if event.get("log_plain"):
         # The emitter vouches that every field is a JSON value (the access
-        # event, once per request): no check per field.
-        for key, value in event.items():
-            if key not in record and key[:4] != "log_":
-                record[key] = value
+        # event, once per request): no check per field, and the fields
+        # Twisted's logger adds are taken out by name.
+        record.update(event)
+        record["msg"] = message
+        for key in _TWISTED_FIELDS:
+            record.pop(key, None)
     else:
         for key, value in event.items():
             if key.startswith("log_") or key in record or key in _LEGACY:
@@ -144,7 +148,7 @@ class JSONObserver:
             record = to_record(event)
             if self._fields:
                 record.update(self._fields)
-            line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
+            line = _encode_line(record)
         except Exception as e:  # a log line must never take the daemon down
             record = {"level": "error", "msg": f"unloggable event: {e!r}"}
             line = json.dumps(record)
@@ -153,16 +157,38 @@ class JSONObserver:
         except UnicodeEncodeError:
             # Text from clients may hold lone surrogates, which no UTF-8
             # stream accepts: escaped as ASCII, the line stays writable.
-            self._out.write(json.dumps(record, default=str) + "\n")
+            self._out.write(_encode_ascii(record) + "\n")
         self._out.flush()
+
+
+@implementer(ILogObserver)
+class _AtLeast:
+    """
+    An observer passing on the events of C{level} and above.
+
+    What Twisted's C{FilteringLogObserver} with a C{LogLevelFilterPredicate}
+    does for one level everywhere, without its search for a level per
+    namespace, which costs as much as the access line's own fields and is
+    paid on every request.
+    """
+
+    def __init__(self, observer: ILogObserver, level: LogLevel) -> None:
+        self._observer = observer
+        self._levels = frozenset(known for known in LogLevel.iterconstants() if known >= level)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        # Events without a level (from Twisted's legacy log) are passed on,
+        # as the predicate does for them (at its default level, info).
+        level = event.get("log_level")
+        if level in self._levels or (level is None and LogLevel.info in self._levels):
+            self._observer(event)
 
 
 def filtered(observer: ILogObserver, level: str) -> ILogObserver:
     """
     C{observer} behind a filter dropping events below C{level}.
     """
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[level])
-    return FilteringLogObserver(observer, [predicate])
+    return _AtLeast(observer, LEVELS[level])
 
 
 def observer(

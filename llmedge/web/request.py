@@ -274,6 +274,8 @@ class EdgeRequest(Request):
 
         @return: C{work}, for chaining.
         """
+        if work.called and not work.paused:
+            return work  # over already (an answer made at once): nothing to bound
         self._work = work
         if self._deadline is not None:
             clock, when = self._deadline

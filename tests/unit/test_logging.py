@@ -253,6 +253,22 @@ def test_filter_passes_events_at_or_above_its_level():
     assert [e["name"] for e in events] == ["warn", "error"]
 
 
+@pytest.mark.parametrize("level,passed", [("info", True), ("warn", False)])
+def test_an_event_without_a_level_counts_as_info(level, passed):
+    # Twisted's legacy log API makes events without a log_level.
+    events, keep = collected()
+    filtered(keep, level)({"message": ("legacy",), "isError": 0})
+    assert bool(events) is passed
+
+
+def test_a_plain_event_keeps_its_fields_and_none_of_twisted_s():
+    record = to_record(event(log_format="{msg}", msg="GET / 200", log_plain=True,
+                             log_logger=object(), log_source=None, status=200, key=None))
+    assert record == {"ts": "2027-01-15T08:00:00.123Z", "level": "info",
+                      "logger": "llmedge.test", "msg": "GET / 200", "status": 200,
+                      "key": None, "name": "world"}
+
+
 def test_log_level_from_the_environment_filters():
     out = io.StringIO()
     log = observer(out, environ={"LOG_LEVEL": "error"})
