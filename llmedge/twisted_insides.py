@@ -25,11 +25,13 @@ from __future__ import annotations
 REQUEST = ("_disconnected", "_parsePOSTFormSubmission")
 
 #: C{twisted.web.http.HTTPChannel} and its C{LineReceiver}: see
-#: L{llmedge.web.channel.EdgeChannel}, which says what each is used for.
+#: L{llmedge.web.channel.EdgeChannel}, which says what each is used for;
+#: and C{_command}, C{_path}: the request line, kept by the channel until
+#: the body is read (L{request_line}).
 CHANNEL = (
     "_handlingRequest", "_dataBuffer", "_optimisticEagerReadSize", "_networkProducer",
     "_version", "_receivedHeaderSize", "_receivedHeaderCount",
-    "_respondToBadRequestAndDisconnect", "_buffer", "paused",
+    "_respondToBadRequestAndDisconnect", "_buffer", "paused", "_command", "_path",
 )
 
 #: C{twisted.web._http2.H2Connection}'s methods that
@@ -58,6 +60,15 @@ def gone(request) -> bool:
     client went away.
     """
     return request.finished or getattr(request, "_disconnected", False)
+
+
+def request_line(channel) -> tuple[bytes | None, bytes]:
+    """
+    The method and target of the request an HTTP/1.1 channel is reading
+    the body of: Twisted gives them to the request only once the body is
+    whole, and a body refused midway is recorded with them.
+    """
+    return getattr(channel, "_command", None), getattr(channel, "_path", b"")
 
 
 def channel_of(connection):

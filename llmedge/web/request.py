@@ -34,7 +34,7 @@ from llmedge.dialects.messages_errors import error_body as anthropic_error_body
 from llmedge.errors import (
     APIError, error_from_failure, raw_response, reason_phrase, request_too_large, write_error,
 )
-from llmedge.twisted_insides import gone, skip_form_parsing
+from llmedge.twisted_insides import gone, request_line, skip_form_parsing
 from llmedge.observe.tracing import TraceContext, trace_context
 from llmedge.web.drain import close_after_response
 
@@ -148,8 +148,9 @@ class EdgeRequest(Request):
             return
         request_id = self._pick_request_id()
         # For the record only: Twisted fills these in after the body.
-        self.method = getattr(self.channel, "_command", self.method)
-        self.path = getattr(self.channel, "_path", b"").split(b"?", 1)[0]
+        method, target = request_line(self.channel)
+        self.method = method or self.method
+        self.path = target.split(b"?", 1)[0]
         self.code = 413
         self.exchange.error_code = "request_too_large"
         transport = self.channel.transport

@@ -16,7 +16,9 @@ from twisted.web import http
 from twisted.web.test.requesthelper import DummyChannel
 
 from llmedge import twisted_insides
-from llmedge.twisted_insides import channel_of, clear_exit_signal, gone, skip_form_parsing
+from llmedge.twisted_insides import (
+    channel_of, clear_exit_signal, gone, request_line, skip_form_parsing,
+)
 from tests.unit.support import Harness
 
 
@@ -96,3 +98,12 @@ def test_a_negotiating_connection_s_channel_is_found():
     assert isinstance(channel_of(connection), http.HTTPChannel), (
         "_GenericHTTPChannelProtocol._channel no longer holds the channel")
     assert channel_of(object()) is None
+
+
+def test_the_request_line_is_known_while_the_body_is_read():
+    edge = Harness()
+    connection = edge.connect()
+    connection.send(b"POST /v1/embeddings?x=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\n{")
+    channel = connection.transport.producer
+    assert request_line(channel) == (b"POST", b"/v1/embeddings?x=1"), (
+        "HTTPChannel._command/_path no longer hold the request line during the body")
