@@ -11,6 +11,7 @@ import shlex
 import sys
 
 import loadgen
+from goals import goal_table, yardstick_table
 
 GOAL_CPU_US, GOAL_P50_MS, GOAL_P99_MS = 200, 0.35, 1.0
 
@@ -103,6 +104,8 @@ def report(results, options, phases: set[str], *, started: str, load: str) -> st
                 f"added p50 at c1 {_added(r.get('proxy', 'p50'), d50)} vs "
                 f"{_added(r.get('litellm', 'p50'), d50)}")
         out.append("")
+    if "yardsticks" in phases:
+        out += yardstick_table(r, c)
     streams = [row for row in ("stream direct", "stream proxy", "stream litellm") if row in r.rows]
     if streams:
         events = r.get(streams[0], "events")
@@ -165,4 +168,6 @@ def report(results, options, phases: set[str], *, started: str, load: str) -> st
             out.append(f"| {name} | {_n(mib['idle'], '.1f', ' MiB')} "
                        f"| {_n(mib['after'], '.1f', ' MiB')} | {_n(mib['peak'], '.1f', ' MiB')} |")
         out.append("")
+    if phases & {"yardsticks", "proxy", "mock", "stream", "h2", "litellm"}:
+        out += goal_table(r, c)
     return "\n".join(out)

@@ -7,18 +7,21 @@ key, rate limits with a huge burst, metrics, the JSON access log to a file,
 trace propagation), then loads, side by side in one run and in this order, so the neighbours'
 noise falls on all alike:
 
-  direct   wrk straight to the fake: req/s at c50, p50/p99 at c1
-  proxy    the same through llmedge to the fake
-  mock     the same answered by llmedge's mock provider
-  stream   streamed chat completions (fake+chunks=N), direct and through
-           llmedge: SSE events/s at c50 (wrk), time to first token at c1
-  h2       llmedge over TLS, HTTP/1.1 vs HTTP/2 (h2load; when installed)
-  litellm  LiteLLM's proxy to the same fake (when bench/litellm-venv exists)
+  direct      wrk straight to the fake: req/s at c50, p50/p99 at c1
+  yardsticks  the same against a minimal twisted.web server (stock, and
+              with Twisted's Content-Type parse skipped) and nginx (when
+              installed), answering the fake's JSON: see yardsticks.py
+  proxy       the same through llmedge to the fake
+  mock        the same answered by llmedge's mock provider
+  stream      streamed chat completions (fake+chunks=N), direct and through
+              llmedge: SSE events/s at c50 (wrk), time to first token at c1
+  h2          llmedge over TLS, HTTP/1.1 vs HTTP/2 (h2load; when installed)
+  litellm     LiteLLM's proxy to the same fake (when bench/litellm-venv exists)
 
 Around every llmedge run it reads llmedge's CPU time from /proc, so each
 run yields CPU microseconds per request: the figure that stays put on a
-shared, noisy machine. It prints markdown tables of ratios and writes
-nothing into the repository.
+shared, noisy machine. It prints markdown tables of ratios, and issue
+17's goals met or not (goals.py), and writes nothing into the repository.
 
     .venv/bin/python bench/run.py [--duration 10] [--only proxy --only mock]
 """
@@ -33,7 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -41,57 +44,23 @@ sys.path.insert(0, str(BENCH.parent))
 
 import loadgen  # noqa: E402
 from llmedge.testing import DaemonError, FakeUpstream  # noqa: E402
+from measures import Results, check, measure, per_request_us  # noqa: E402
 from processes import (  # noqa: E402
     KEY, LITELLM, BenchUpstream, Llmedge, litellm_proxy, start_llmedge, stream_models,
 )
 from report import report  # noqa: E402
+from yardsticks import Yardsticks  # noqa: E402
 
-PHASES = ("direct", "proxy", "mock", "stream", "h2", "litellm")
-
-
-class Results:
-    """
-    Every measurement by row name, one entry per round; medians reported.
-    """
-
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict]] = defaultdict(list)
-
-    def add(self, row: str, **values) -> None:
-        self.rows[row].append(values)
-
-    def get(self, row: str, key: str):
-        values = [v[key] for v in self.rows.get(row, ()) if v.get(key) is not None]
-        return statistics.median(values) if values else None
-
-
-def measure(pids: dict[str, int], action):
-    """
-    Run C{action()}, returning its result and each named process's CPU
-    seconds spent meanwhile.
-    """
-    before = {name: loadgen.cpu_seconds(pid) for name, pid in pids.items()}
-    result = action()
-    return result, {name: loadgen.cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-
-
-def per_request_us(cpu: dict[str, float], requests: int) -> dict[str, float | None]:
-    return {f"{name}_cpu_us": (seconds / requests * 1e6 if requests else None)
-            for name, seconds in cpu.items()}
-
-
-def check(load: loadgen.Load, what: str) -> loadgen.Load:
-    if load.errors:
-        sys.exit(f"bench: {what}: {load.errors} errors in {load.requests} requests; "
-                 "a benchmark of errors measures nothing")
-    return load
+PHASES = ("direct", "yardsticks", "proxy", "mock", "stream", "h2", "litellm")
 
 
 class Bench:
-    def __init__(self, options, upstream: FakeUpstream, daemon: Llmedge | None, tmp: Path):
+    def __init__(self, options, upstream: FakeUpstream, daemon: Llmedge | None, tmp: Path,
+                 yardsticks: Yardsticks | None = None):
         self.o = options
         self.upstream = upstream
         self.daemon = daemon
+        self.yardsticks = yardsticks.servers if yardsticks else {}
         self.tmp = tmp
         self.results = Results()
         host, port = upstream.base_url[len("http://"):].rsplit(":", 1)
@@ -146,6 +115,8 @@ class Bench:
         d = self.daemon
         if "direct" in phases:
             self.wrk_pair("direct", self.fake, "fake", self.pids("fake"))
+        for row, (pid, where) in self.yardsticks.items():
+            self.wrk_pair(row, where, "fake", {"server": pid})
         if "proxy" in phases:
             self.wrk_pair("proxy", d.listener(0), "fake", self.pids("llmedge", "fake"))
         if "mock" in phases:
@@ -170,6 +141,7 @@ class Bench:
         targets = []
         if "direct" in phases or "stream" in phases:
             targets.append((self.fake, "fake"))
+        targets += [(where, "fake") for _, where in self.yardsticks.values()]
         if phases & {"proxy", "h2", "stream"}:
             targets.append((self.daemon.listener(0), "fake"))
         if "mock" in phases:
@@ -197,18 +169,22 @@ class Bench:
                              peak=memory["VmHWM"])
 
 
-def choose_phases(options) -> set[str]:
+def choose_phases(options, missing: dict[str, str]) -> set[str]:
+    """
+    The phases to run: those asked for, less those whose tools are missing,
+    which C{missing} then names with the reason.
+    """
     phases = set(options.only or PHASES)
-    if "h2" in phases and not (shutil.which("h2load") and importlib.util.find_spec("h2")):
+    if not shutil.which("h2load"):
+        missing["h2"] = "not installed (h2load: apt-get install nghttp2-client)"
+    elif not importlib.util.find_spec("h2"):
+        missing["h2"] = "not installed (llmedge's h2 extra)"
+    if not LITELLM.exists():
+        missing["litellm"] = f"not installed (no {LITELLM.relative_to(BENCH.parent)})"
+    for phase in phases & missing.keys():
         if options.only:
-            print("bench: skipping h2: needs h2load (apt-get install nghttp2-client) "
-                  "and llmedge's h2 extra", file=sys.stderr)
-        phases.discard("h2")
-    if "litellm" in phases and not LITELLM.exists():
-        if options.only:
-            print(f"bench: skipping litellm: no {LITELLM.relative_to(BENCH.parent)}",
-                  file=sys.stderr)
-        phases.discard("litellm")
+            print(f"bench: skipping {phase}: {missing[phase]}", file=sys.stderr)
+        phases.discard(phase)
     return phases
 
 
@@ -247,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
            options.streams) < 1 or options.token_interval < 0:
         parser.error("counts must be at least 1 and --token-interval at least 0")
     loadgen.ensure_wrk()
-    phases = choose_phases(options)
+    missing: dict[str, str] = {}
+    phases = choose_phases(options, missing)
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     load_before = loadgen.loadavg()
 
@@ -256,14 +233,20 @@ def main(argv: list[str] | None = None) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "body.json").write_text(json.dumps(
             {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}))
-        with BenchUpstream() as upstream:
+        with BenchUpstream() as upstream, ExitStack() as stack:
+            yardsticks = None
+            if "yardsticks" in phases:
+                yardsticks = stack.enter_context(Yardsticks(upstream.base_url, tmp))
+                missing.update(yardsticks.missing)
             daemon = None
-            if phases - {"direct", "litellm"}:
+            if phases - {"direct", "yardsticks", "litellm"}:
                 daemon = start_llmedge(
                     upstream, tmp, chunks=options.chunks, token_interval=options.token_interval,
                     tls="h2" in phases, pool=options.upstream_pool)
             try:
-                bench = Bench(options, upstream, daemon, tmp)
+                bench = Bench(options, upstream, daemon, tmp, yardsticks)
+                bench.results.missing = missing
+                bench.results.nginx_version = yardsticks.nginx_version if yardsticks else ""
                 memory = {}
                 if daemon:
                     memory["idle"] = loadgen.memory_kib(daemon.process.pid)["VmRSS"]
