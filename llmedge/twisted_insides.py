@@ -16,13 +16,10 @@ instead of failing in production. Checked from Twisted 24.7 to 26.10.
 
 from __future__ import annotations
 
-#: C{twisted.web.http.Request}:
-#:   - C{_disconnected}: true once the connection was lost (there is no
-#:     public way to ask; C{notifyFinish} is a one-shot Deferred);
-#:   - C{_parsePOSTFormSubmission}: set false, Twisted does not parse a
-#:     POST's form body into C{args} (the constructor's switch is newer
-#:     than Twisted 24.7).
-REQUEST = ("_disconnected", "_parsePOSTFormSubmission")
+#: C{twisted.web.http.Request}'s C{_disconnected}: true once the
+#: connection was lost (there is no public way to ask; C{notifyFinish} is a
+#: one-shot Deferred).
+REQUEST = ("_disconnected",)
 
 #: C{twisted.web.http.HTTPChannel} and its C{LineReceiver}: see
 #: L{llmedge.web.channel.EdgeChannel}, which says what each is used for;
@@ -77,15 +74,6 @@ def channel_of(connection):
     protocol-negotiating connections, or L{None}.
     """
     return getattr(connection, "_channel", None)
-
-
-def skip_form_parsing(request) -> None:
-    """
-    Have Twisted leave C{request}'s body alone: it parses the form bodies
-    (urlencoded, multipart) of every POST into C{args}, which llmedge,
-    taking JSON only, never reads.
-    """
-    request._parsePOSTFormSubmission = False
 
 
 def clear_exit_signal(reactor) -> None:

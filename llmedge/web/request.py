@@ -19,6 +19,7 @@ Twisted's HTML traceback page.
 
 from __future__ import annotations
 
+import inspect
 import io
 import re
 from urllib.parse import urlsplit
@@ -34,7 +35,7 @@ from llmedge.dialects.messages_errors import error_body as anthropic_error_body
 from llmedge.errors import (
     APIError, error_from_failure, raw_response, reason_phrase, request_too_large, write_error,
 )
-from llmedge.twisted_insides import gone, request_line, skip_form_parsing
+from llmedge.twisted_insides import gone, request_line
 from llmedge.observe.tracing import TraceContext, trace_context
 from llmedge.web.drain import close_after_response
 
@@ -60,6 +61,16 @@ def origin_form(target: bytes) -> bytes:
     return (parts.path or b"/") + (b"?" + parts.query if parts.query else b"")
 
 
+#: Twisted parses the form bodies (urlencoded, multipart) of every POST into
+#: C{args}, with an C{email} parser per request; llmedge takes JSON only,
+#: so that work is waste, and a malformed multipart body would get Twisted's
+#: bare 400 instead of llmedge's 415. Twisted 25.5 and later take
+#: C{parsePOSTFormSubmission=False}; older ones (24.7 among them) parse on.
+_NO_FORMS = ({"parsePOSTFormSubmission": False}
+             if "parsePOSTFormSubmission" in inspect.signature(Request.__init__).parameters
+             else {})
+
+
 class EdgeRequest(Request):
     """
     A request that enforces the site's C{max_request_size} while reading,
@@ -83,15 +94,10 @@ class EdgeRequest(Request):
     _linger: IDelayedCall | None = None
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs, **_NO_FORMS)
         # kept: the channel is gone by the time a lost request is recorded
         self._site = self.channel.site
         self.exchange = self._site.recorder.exchange()
-        # Twisted parses form bodies (urlencoded, multipart) of every POST
-        # into request.args; llmedge takes JSON only, so that work is waste,
-        # and a malformed multipart body would get Twisted's bare 400 instead
-        # of our 415. (Older Twisted, 24.7 among them, has no switch.)
-        skip_form_parsing(self)
 
     def setResponseCode(self, code: int, message: bytes | None = None) -> None:
         """

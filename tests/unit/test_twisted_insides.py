@@ -17,14 +17,9 @@ from twisted.web.test.requesthelper import DummyChannel
 
 from llmedge import twisted_insides
 from llmedge.twisted_insides import (
-    channel_of, clear_exit_signal, gone, request_line, skip_form_parsing,
+    channel_of, clear_exit_signal, gone, request_line,
 )
 from tests.unit.support import Harness
-
-
-#: The first Twisted whose Request has the switch C{_parsePOSTFormSubmission}.
-FORM_SWITCH_SINCE = (25, 5)
-VERSION = (twisted.version.major, twisted.version.minor)
 
 
 def request():
@@ -33,8 +28,6 @@ def request():
 
 @pytest.mark.parametrize("name", twisted_insides.REQUEST)
 def test_twisted_request_still_has(name):
-    if name == "_parsePOSTFormSubmission" and VERSION < FORM_SWITCH_SINCE:
-        return  # older Twisted parses forms, harmlessly: llmedge never reads them
     assert hasattr(request(), name), (
         f"Twisted {twisted.__version__}'s Request has no {name}: llmedge.twisted_insides "
         "relies on it")
@@ -52,27 +45,6 @@ def test_a_finished_request_is_gone():
     answered.setResponseCode(200)
     answered.finish()
     assert gone(answered)
-
-
-def form_post(skip: bool):
-    posted = request()
-    if skip:
-        skip_form_parsing(posted)
-    posted.requestHeaders.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
-    posted.gotLength(7)
-    posted.handleContentChunk(b"a=1&b=2")
-    posted.requestReceived(b"POST", b"/x", b"HTTP/1.1")
-    return posted
-
-
-def test_a_post_form_body_is_parsed_unless_skipped():
-    form = {b"a": [b"1"], b"b": [b"2"]}
-    assert form_post(skip=False).args == form
-    if VERSION < FORM_SWITCH_SINCE:
-        assert form_post(skip=True).args == form  # no switch yet: parsed, unread
-        return
-    assert form_post(skip=True).args == {}, (
-        "Request._parsePOSTFormSubmission = False no longer stops Twisted parsing forms")
 
 
 def test_the_reactor_keeps_the_signal_that_stopped_it():
