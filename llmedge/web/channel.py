@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+from twisted.web.http_headers import Headers
 
 from llmedge.errors import (
     APIError,
@@ -196,6 +197,26 @@ class EdgeChannel(Unread, HTTPChannel):
         elif self.paused:
             self.paused = False
             self.dataReceived(b"")
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers) -> None:
+        """
+        Write the status line and headers as one piece.
+
+        Twisted's own hands the transport a sequence of some forty small
+        pieces (each header's name, C{": "}, value and line end), which the
+        transport checks one by one: joined here, it is one check and one
+        write. The headers are a L{Headers}, whose values Twisted has
+        already refused line breaks in when they were set.
+        """
+        if not isinstance(headers, Headers):
+            super().writeHeaders(version, code, reason, headers)
+            return
+        lines = [version + b" " + code + b" " + reason]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines.append(name + b": " + value)
+        lines.append(b"\r\n")
+        self.transport.write(b"\r\n".join(lines))
 
     def connectionLost(self, reason) -> None:
         self._output_blocked = False  # no longer counted as unread
