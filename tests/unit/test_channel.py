@@ -8,6 +8,7 @@ import pytest
 import twisted
 from twisted.internet.testing import StringTransport
 from twisted.protocols.basic import LineReceiver
+from twisted.web.http_headers import Headers
 
 from llmedge.web.channel import EdgeChannel
 from llmedge.web.drain import CLOSE_SECONDS, drain
@@ -372,6 +373,28 @@ def test_what_was_pipelined_behind_a_paused_stream_follows_it(streaming):
     follower = answers.rindex(b"HTTP/1.1 ")
     assert answers.index(b"data: [DONE]") < follower
     assert parse_response(answers[follower:]).status == 200
+
+
+# -- the response head -------------------------------------------------------------
+
+
+def written_head(edge, headers) -> bytes:
+    connection = edge.connect()
+    channel = connection.transport.producer
+    connection.transport.clear()
+    channel.writeHeaders(b"HTTP/1.1", b"429", b"Too Many Requests", headers)
+    return connection.transport.value()
+
+
+def test_the_head_is_written_in_one_piece_every_value_on_its_line(edge):
+    head = written_head(edge, Headers({b"x-one": [b"1"], b"x-two": [b"a", b"b"]}))
+    assert head == (b"HTTP/1.1 429 Too Many Requests\r\nX-One: 1\r\n"
+                    b"X-Two: a\r\nX-Two: b\r\n\r\n")
+
+
+def test_headers_given_as_pairs_are_written_as_twisted_writes_them(edge):
+    head = written_head(edge, [(b"x-one", b"1")])
+    assert head == b"HTTP/1.1 429 Too Many Requests\r\nX-One: 1\r\n\r\n"
 
 
 # -- Twisted's insides relied on (see EdgeChannel.TWISTED_INSIDES) ---------------
