@@ -92,23 +92,11 @@ ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as running:
-        yield running
-
-
 def start(upstream, tmp_path_factory, **settings: str) -> Daemon:
     config = tmp_path_factory.mktemp("cache") / "llmedge.toml"
     config.write_text(config_text(upstream.base_url))
     args = ["--listen", "tcp:0:interface=127.0.0.1", "--config", str(config)]
     return Daemon(args, env={**ENV, **settings})
-
-
-@pytest.fixture(scope="module")
-def daemon(upstream, tmp_path_factory):
-    with start(upstream, tmp_path_factory) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -134,15 +122,35 @@ def sdk(daemon, key: str = KEY_A) -> openai.OpenAI:
                          timeout=WAIT)
 
 
-@pytest.fixture
-def client(daemon):
-    return sdk(daemon)
+def module_fixtures():
+    """
+    The fixtures of a module of cache tests (this one and its siblings):
+    its own fake upstream and daemon, and the two SDKs' clients of it.
+    """
+
+    @pytest.fixture(scope="module")
+    def upstream():
+        with FakeUpstream() as running:
+            yield running
+
+    @pytest.fixture(scope="module")
+    def daemon(upstream, tmp_path_factory):
+        with start(upstream, tmp_path_factory) as running:
+            yield running
+
+    @pytest.fixture
+    def client(daemon):
+        return sdk(daemon)
+
+    @pytest.fixture
+    def claude(daemon):
+        return anthropic.Anthropic(base_url=daemon.base_url, api_key=KEY_A, max_retries=0,
+                                   timeout=WAIT)
+
+    return upstream, daemon, client, claude
 
 
-@pytest.fixture
-def claude(daemon):
-    return anthropic.Anthropic(base_url=daemon.base_url, api_key=KEY_A, max_retries=0,
-                               timeout=WAIT)
+upstream, daemon, client, claude = module_fixtures()
 
 
 def fresh() -> str:

@@ -9,34 +9,12 @@ test_cache's (a daemon of this module's own).
 
 from __future__ import annotations
 
-import anthropic
 import pytest
 
-from llmedge.testing import FakeUpstream
-from tests.integration.test_cache import FAKE_TEXT, KEY_A, WAIT, fresh, reached, said, sdk, start
+from tests.integration.test_cache import FAKE_TEXT, fresh, module_fixtures, reached, said
 
+upstream, daemon, client, claude = module_fixtures()
 
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def daemon(upstream, tmp_path_factory):
-    with start(upstream, tmp_path_factory) as running:
-        yield running
-
-
-@pytest.fixture
-def client(daemon):
-    return sdk(daemon)
-
-
-@pytest.fixture
-def claude(daemon):
-    return anthropic.Anthropic(base_url=daemon.base_url, api_key=KEY_A, max_retries=0,
-                               timeout=WAIT)
 
 def responses_text(events) -> str:
     return "".join(e.delta for e in events if e.type == "response.output_text.delta")

@@ -16,7 +16,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from llmedge.testing import Daemon, FakeUpstream, wait_until
+from llmedge.testing import Daemon, wait_until
 from tests.integration.conftest import metric
 from tests.integration.test_cache import (
     FRUGAL_KEY,
@@ -25,28 +25,13 @@ from tests.integration.test_cache import (
     WAIT,
     chat,
     fresh,
+    module_fixtures,
     reached,
     said,
     sdk,
-    start,
 )
 
-
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def daemon(upstream, tmp_path_factory):
-    with start(upstream, tmp_path_factory) as running:
-        yield running
-
-
-@pytest.fixture
-def client(daemon):
-    return sdk(daemon)
+upstream, daemon, client, claude = module_fixtures()
 
 
 @pytest.fixture(scope="module")
