@@ -23,13 +23,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
 from llmedge.testing import DaemonError
-from llmedge.testing.process import ChildProcess
+from llmedge.testing.process import ChildProcess, wait_until
 from processes import BENCH, KEY, free_port
 
 def fake_answer(base_url: str) -> bytes:
@@ -116,19 +115,25 @@ class Nginx:
     def start(self, seconds: float = 10) -> Nginx:
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        try:
+            # Listening, or gone: nginx says which only in its error log.
+            wait_until(lambda: self.process.poll() is not None or self._listening(),
+                       timeout=seconds, what="nginx listening")
+        except DaemonError:
+            pass
+        if self.process.poll() is None and self._listening():
+            return self
         self.stop()
         log = self.home / "error.log"
         raise DaemonError("nginx did not start: "
                           + (log.read_text().strip()[-500:] if log.exists() else "no error log"))
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
