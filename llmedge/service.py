@@ -126,7 +126,8 @@ def build_limits(config: Config, reactor: IReactorTime, worker=None):
     if not config["rate_limit.enabled"]:
         return None
     if config["rate_limit.backend"] == "redis":
-        from llmedge.limits.redis import RedisStore, parse_url
+        from llmedge.limits.redis import RedisStore
+        from llmedge.redis_connection import parse_url
 
         url = config["rate_limit.redis_url"]
         try:

@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from llmedge.cache.memory import MemoryCache
 from llmedge.cache.store import ICacheStore
 from llmedge.config import Config, ConfigError
-from llmedge.limits.redis import parse_url
+from llmedge.redis_connection import parse_url
 
 
 def redis_url(config: Config) -> tuple[str, str]:

@@ -34,7 +34,7 @@ the first connection has been made (or the start-up probe gave up), a call
 made while no connection is up fails at once, without waiting for the
 timeout. One line is logged when Redis becomes unavailable and one when it
 is back, never one per request. The connection and its reconnecting are the
-rate-limit store's (L{llmedge.limits.redis.connect}), so both behave alike.
+rate-limit store's (L{llmedge.redis_connection}), so both behave alike.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from llmedge.cache.store import CacheUnavailable, ICacheStore
-from llmedge.limits.redis import RedisAddress, RedisService, connect, connected
+from llmedge.redis_connection import RedisAddress, RedisService, connect, connected
 
 #: Prefix of every cache key llmedge writes.
 KEY_PREFIX = "llmedge:cache:"
@@ -110,8 +110,6 @@ class RedisCache(RedisService):
     As a L{Service}, it connects when started and closes its connection
     when stopped.
 
-    @ivar available: L{False} from a failed call to Redis until the next one
-        that succeeds.
     @param compress_over: values longer than this are stored compressed.
     @param max_value: the largest value a compressed entry may inflate to.
     @param connect: makes the connection handler; the rate-limit store's
@@ -129,18 +127,12 @@ class RedisCache(RedisService):
         max_value: int = MAX_VALUE,
         connect: Callable = connect,
     ) -> None:
-        self._clock = clock
-        self.address = address
-        self.timeout = timeout
+        super().__init__(clock, address, timeout, connect)
         self.compress_over = compress_over
         self.max_value = max_value
-        self._connect = connect
-        self._redis = None
-        self._probe: Deferred | None = None
         # Until the first connection (or the probe giving up), calls wait
         # for it; afterwards no connection means unavailable at once.
         self._settled = False
-        self.available = True
         self._unavailable = 0
         self._corrupt = 0
 

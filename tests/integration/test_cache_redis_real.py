@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from llmedge.cache.redis import KEY_PREFIX, ZLIB, RedisCache
 from llmedge.cache.store import CacheUnavailable
-from llmedge.limits.redis import parse_url
+from llmedge.redis_connection import parse_url
 from tests.unit.test_cache_redis import LARGE
 
 

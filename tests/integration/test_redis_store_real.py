@@ -12,7 +12,8 @@ from twisted.internet import protocol, reactor, task
 from twisted.logger import Logger
 
 from llmedge.limits.gcra import Limit, decide
-from llmedge.limits.redis import KEY_PREFIX, SCRIPT_SHA, RedisStore, parse_url
+from llmedge.limits.redis import KEY_PREFIX, SCRIPT_SHA, RedisStore
+from llmedge.redis_connection import parse_url
 from llmedge.limits.store import StoreUnavailable
 from tests.unit.test_redis_store import messages
 

@@ -27,7 +27,7 @@ from llmedge.cache.redis import (
     encode,
 )
 from llmedge.cache.store import CacheUnavailable, ICacheStore
-from llmedge.limits.redis import RedisAddress
+from llmedge.redis_connection import RedisAddress
 
 LARGE = b'{"choices":[{"message":{"content":"' + b"cached answer " * 400 + b'"}}]}'
 

@@ -14,14 +14,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from llmedge.limits.gcra import Limit, decide
-from llmedge.limits.redis import (
-    KEY_PREFIX,
-    SCRIPT_SHA,
-    RedisAddress,
-    RedisStore,
-    parse_url,
-)
+from llmedge.limits.redis import KEY_PREFIX, SCRIPT_SHA, RedisStore
 from llmedge.limits.store import IRateLimitStore, StoreUnavailable
+from llmedge.redis_connection import RedisAddress, parse_url
 
 
 # REDIS_URL

@@ -170,7 +170,8 @@ def redis_service(**environ):
 
 
 def test_redis_backend_builds_the_redis_store_with_its_settings():
-    from llmedge.limits.redis import RedisStore, parse_url
+    from llmedge.limits.redis import RedisStore
+    from llmedge.redis_connection import parse_url
 
     edge = redis_service(REDIS_URL="redis://redis.internal:6380/2",
                          REDIS_TIMEOUT_SECONDS="0.5", REDIS_FAILURE_POLICY="fail-closed")
