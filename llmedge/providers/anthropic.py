@@ -138,7 +138,7 @@ class AnthropicProvider:
         if url == self._url:
             if document.get("type") != "message":
                 raise malformed(self.name, "a body that is not a message")
-            return Answer(payload, decode_reply(document).usage.openai(), relayed)
+            return Answer(payload, decode_reply(document).usage.openai(), relayed, document)
         if not isinstance(document.get("input_tokens"), int):
             raise malformed(self.name, "a token count without input_tokens")
         return Answer(payload, None, relayed)

@@ -118,11 +118,14 @@ class Answer:
     @ivar body: the JSON document.
     @ivar usage: its C{usage} object, for the token counts.
     @ivar headers: upstream headers to pass on (its rate limits).
+    @ivar document: the JSON document parsed, when the provider read it
+        already (so the response cache does not parse it again).
     """
 
     body: bytes
     usage: dict[str, Any] | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    document: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 class IEventStream(IPushProducer):

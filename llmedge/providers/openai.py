@@ -203,7 +203,7 @@ class OpenAIProvider:
             raise self._not_an_answer(document)
         if call.stream:
             raise malformed(self.name, "an answer that is not a stream")
-        return Answer(payload, responses_usage(document), headers)
+        return Answer(payload, responses_usage(document), headers, document)
 
     def chat_completion(self, call: Call, model: str) -> Deferred:
         return self._call(b"/chat/completions", call, model)
@@ -248,7 +248,7 @@ class OpenAIProvider:
         if not isinstance(document.get("data" if call.endpoint == EMBEDDINGS else "choices"),
                           list):
             raise self._not_an_answer(document)
-        return Answer(payload, document.get("usage"), headers)
+        return Answer(payload, document.get("usage"), headers, document)
 
     def _not_an_answer(self, document: dict) -> APIError:
         """

@@ -278,7 +278,10 @@ def reply_of(call: Call, answer, body: bytes) -> Reply | None:
         return answer
     if call.endpoint not in (CHAT, MESSAGES, RESPONSES):
         return None
-    document = json.loads(body) if isinstance(answer, Answer) else answer
+    if isinstance(answer, Answer):
+        document = answer.document if answer.document is not None else json.loads(body)
+    else:
+        document = answer
     if call.endpoint == CHAT:
         return chat_reply.decode_reply(document)
     if call.endpoint == MESSAGES:
