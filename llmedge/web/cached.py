@@ -117,14 +117,13 @@ class Visit:
     result: str
     data: bytes | None = None
     key: str | None = None
-    write: bool = False
     flight: Flight | None = None
     cache: ResponseCache | None = field(default=None, repr=False)
 
     def keep(self, entry: entries.Entry) -> None:
         """
-        The request's answer was a complete 200: store it (unless the
-        request said C{no-store}) and hand it to the requests waiting.
+        The request's answer was a complete 200: store it and hand it to
+        the requests waiting.
         """
         if self.cache is None or self.key is None:
             return
@@ -134,8 +133,7 @@ class Visit:
             self._land(None)
             return
         self._land(data)
-        if self.write:
-            cache.put(self.key, data)
+        cache.put(self.key, data)
 
     def abandon(self) -> None:
         """
@@ -155,7 +153,7 @@ class Visit:
         This hit's entry cannot answer the request (unreadable, or it
         lacks what the request asks for): go upstream, and store anew.
         """
-        return Visit(MISS, None, self.key, self.write, None, self.cache)
+        return Visit(MISS, key=self.key, cache=self.cache)
 
 
 BYPASS_VISIT = Visit(BYPASS)
@@ -223,18 +221,18 @@ class ResponseCache:
         @param enabled: whether the model's answers may be cached.
         """
         if not enabled or call.endpoint not in _IGNORED or not _cacheable(call):
-            return succeed(Visit(BYPASS))
+            return succeed(BYPASS_VISIT)
         read, write = directives(request)
         if not write:
-            return succeed(Visit(BYPASS))
+            return succeed(BYPASS_VISIT)
         key = self.key(request, call)
         if not read:
-            return succeed(Visit(MISS, None, key, True, None, self))
+            return succeed(Visit(MISS, key=key, cache=self))
         waiting = self.flights.follow(key)
         if waiting is not None:
             return request.track(waiting).addCallback(self._waited, key)
         flight = self.flights.take_off(key)
-        visit = Visit(MISS, None, key, True, flight, self)
+        visit = Visit(MISS, key=key, flight=flight, cache=self)
         # However the request ends, those waiting on it are told.
         request.notifyFinish().addBoth(lambda _: visit.abandon())
         found = self.store.get(key)
@@ -244,21 +242,21 @@ class ResponseCache:
     def _waited(self, data: bytes | None, key: str) -> Visit:
         if data is None:
             # The first request kept nothing: this one asks for itself.
-            return Visit(MISS, None, key, True, None, self)
-        return Visit(HIT, data, key, True, None, self)
+            return Visit(MISS, key=key, cache=self)
+        return Visit(HIT, data, key, cache=self)
 
     def _found(self, data: bytes | None, visit: Visit) -> Visit:
         if data is None:
             return visit
         visit._land(data)
-        return Visit(HIT, data, visit.key, True, None, self)
+        return Visit(HIT, data, visit.key, cache=self)
 
     def _unavailable(self, reason: Failure, visit: Visit) -> Visit:
         visit.abandon()
         if not reason.check(CacheUnavailable):
             self._log.failure("The response cache failed a lookup; answering without it",
                               reason)
-        return Visit(BYPASS)
+        return BYPASS_VISIT
 
     def put(self, key: str, data: bytes) -> None:
         stored = self.store.put(key, data, self.ttl)
