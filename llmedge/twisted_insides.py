@@ -29,7 +29,14 @@ CHANNEL = (
     "_handlingRequest", "_dataBuffer", "_optimisticEagerReadSize", "_networkProducer",
     "_version", "_receivedHeaderSize", "_receivedHeaderCount",
     "_respondToBadRequestAndDisconnect", "_buffer", "paused", "_command", "_path",
+    "_transferDecoder", "_finishRequestBody",
 )
+
+#: C{twisted.web.http}'s own names: C{_IdentityTransferDecoder(length,
+#: data, finish)}, the body decoder of a request with a C{Content-Length},
+#: which L{llmedge.web.channel.EdgeChannel} makes for a head it read whole
+#: (L{llmedge.web.head}) as C{HTTPChannel.headerReceived} makes it.
+HTTP = ("_IdentityTransferDecoder",)
 
 #: C{twisted.web._http2.H2Connection}'s methods that
 #: L{llmedge.web.h2.EdgeH2Connection} overrides or calls.

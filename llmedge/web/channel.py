@@ -44,8 +44,9 @@ instead of a reset (as L{llmedge.web.request.EdgeRequest} does for a 413).
 from __future__ import annotations
 
 from twisted.internet.interfaces import IDelayedCall
-from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, _IdentityTransferDecoder
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import INonQueuedRequestFactory
 
 from llmedge.errors import (
     APIError,
@@ -58,6 +59,7 @@ from llmedge.errors import (
 from llmedge import twisted_insides
 from llmedge.web.drain import connection_closed
 from llmedge.web.h2 import switch_to_h2
+from llmedge.web.head import Head, whole_head
 from llmedge.web.request import LINGER_SECONDS
 from llmedge.web.unread import Unread
 
@@ -132,9 +134,48 @@ class EdgeChannel(Unread, HTTPChannel):
                 getattr(self.site, "body_timeout", None), self._body_too_slow)
 
     def lineReceived(self, line: bytes) -> None:
-        # Lines already buffered when a refusal was made are not parsed.
-        if not self._closing:
-            super().lineReceived(line)
+        if self._closing:
+            return  # lines already buffered when a refusal was made are not parsed
+        if self._receivedHeaderSize == 0 and line and self.persistent:
+            # A request line: when the head behind it is whole and plain,
+            # it is read at once (llmedge.web.head); else line by line.
+            head = whole_head(line, self._buffer, self.totalHeadersSize, self.maxHeaders)
+            if head is not None:
+                self._buffer = self._buffer[head.used:]
+                self._take(head)
+                return
+        super().lineReceived(line)
+
+    def _take(self, head: Head) -> None:
+        """
+        Do with a head read whole what C{HTTPChannel.lineReceived} does
+        with it line by line: make the request, note its request line,
+        give it its headers, choose the body's decoder, and end the head
+        (Twisted's end-of-head step, the checks of L{allHeadersReceived}
+        included). The LineReceiver's loop then hands the body, raw, to the
+        decoder, or, with none, the request has been handed over already.
+        """
+        factory = self.requestFactory
+        if INonQueuedRequestFactory.providedBy(factory):
+            request = factory(self)
+        else:
+            request = factory(self, len(self.requests))
+        self.requests.append(request)
+        self._command, self._path, self._version = head.method, head.target, head.version
+        self._receivedHeaderSize = head.size
+        self._receivedHeaderCount = len(head.headers)
+        add = request.requestHeaders.addRawHeader
+        for name, value in head.headers:
+            add(name, value)
+        if head.length:
+            self.length = head.length
+            self._transferDecoder = _IdentityTransferDecoder(
+                head.length, request.handleContentChunk, self._finishRequestBody)
+        self.allHeadersReceived()
+        if self.length == 0:
+            self.allContentReceived()
+        else:
+            self.setRawMode()
 
     def rawDataReceived(self, data: bytes) -> None:
         if not self._closing:

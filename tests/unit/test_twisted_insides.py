@@ -79,3 +79,31 @@ def test_the_request_line_is_known_while_the_body_is_read():
     channel = connection.transport.producer
     assert request_line(channel) == (b"POST", b"/v1/embeddings?x=1"), (
         "HTTPChannel._command/_path no longer hold the request line during the body")
+
+
+def test_the_request_line_is_known_while_the_body_is_read_after_a_head_read_line_by_line():
+    edge = Harness()
+    connection = edge.connect()
+    connection.send(b"POST /v1/embeddings?x=1 HTTP/1.1\r\nHost: t\r\n")  # Twisted's own parse
+    connection.send(b"Content-Length: 9\r\n\r\n{")
+    channel = connection.transport.producer
+    assert request_line(channel) == (b"POST", b"/v1/embeddings?x=1"), (
+        "HTTPChannel._command/_path no longer hold the request line during the body")
+
+
+@pytest.mark.parametrize("name", twisted_insides.HTTP)
+def test_twisted_web_http_still_has(name):
+    assert hasattr(http, name), (
+        f"Twisted {twisted.__version__}'s twisted.web.http has no {name}: "
+        "llmedge.twisted_insides relies on it")
+
+
+def test_the_identity_decoder_passes_on_its_length_then_finishes_with_the_rest():
+    data, rest = [], []
+    decoder = http._IdentityTransferDecoder(5, data.append, rest.append)
+    decoder.dataReceived(b"abc")
+    assert (data, rest) == ([b"abc"], []), "_IdentityTransferDecoder finished early"
+    decoder.dataReceived(b"deNEXT")
+    assert (b"".join(data), rest) == (b"abcde", [b"NEXT"]), (
+        "_IdentityTransferDecoder(length, data, finish) no longer hands on `length` bytes "
+        "then the rest to `finish`")
