@@ -25,12 +25,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import msgspec
 from twisted.logger import ILogObserver, LogLevel, formatEvent
 from zope.interface import implementer
 
 _PLAIN = (str, int, float, bool, type(None))
-#: Made once (C{json.dumps} with arguments builds an encoder per call).
-_encode_line = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str).encode
+#: The line as UTF-8, by msgspec (a tenth of the standard library's time
+#: for the access line); values of no JSON type are written as their
+#: C{str}, never dumped (events reach the encoder as L{_plain} values).
+_encode_line = msgspec.json.Encoder(enc_hook=str).encode
+#: For a line holding a lone surrogate, which UTF-8 cannot carry: escaped.
 _encode_ascii = json.JSONEncoder(default=str).encode
 #: The fields C{twisted.logger} adds to an event (L{Logger.emit}, the
 #: publisher and the legacy bridge), besides llmedge's C{log_plain}.
@@ -148,17 +152,27 @@ class JSONObserver:
             record = to_record(event)
             if self._fields:
                 record.update(self._fields)
-            line = _encode_line(record)
+            line = _line(record)
         except Exception as e:  # a log line must never take the daemon down
             record = {"level": "error", "msg": f"unloggable event: {e!r}"}
             line = json.dumps(record)
         try:
             self._out.write(line + "\n")
-        except UnicodeEncodeError:
-            # Text from clients may hold lone surrogates, which no UTF-8
-            # stream accepts: escaped as ASCII, the line stays writable.
+        except UnicodeEncodeError:  # a stream of an encoding narrower than UTF-8
             self._out.write(_encode_ascii(record) + "\n")
         self._out.flush()
+
+
+def _line(record: dict[str, Any]) -> str:
+    """
+    The record as one line of JSON text.
+    """
+    try:
+        return _encode_line(record).decode("utf-8")
+    except UnicodeEncodeError:
+        # Text from clients may hold lone surrogates, which UTF-8 cannot
+        # carry: escaped as ASCII, the line stays writable.
+        return _encode_ascii(record)
 
 
 @implementer(ILogObserver)

@@ -11,6 +11,7 @@ systemd would.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -18,6 +19,19 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
+
+
+def record_of(line: str) -> dict:
+    """
+    One line of llmedge's JSON log as the object it holds, or C{{}} for a
+    line that is not one: a test asks a line's fields, never how its text
+    is spaced.
+    """
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 class DaemonError(Exception):
@@ -117,6 +131,12 @@ class ChildProcess:
         Everything printed so far.
         """
         return "\n".join(self.output)
+
+    def records(self) -> list[dict]:
+        """
+        Every JSON log line printed so far, as objects (L{record_of}).
+        """
+        return [record for record in map(record_of, self.output) if record]
 
     def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
         """

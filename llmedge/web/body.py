@@ -13,6 +13,7 @@ from typing import Any
 
 from llmedge.checks import INVALID_VALUE, MAX_DEPTH, nests_deeper_than
 from llmedge.errors import invalid_request, unsupported_media_type
+from llmedge.jsonwire import loads
 
 
 #: A JSON escape of a UTF-16 surrogate: paired, it is one character; alone,
@@ -40,10 +41,6 @@ def _too_deep(document: Any, raw: bytes) -> bool:
     return nests_deeper_than(document, MAX_DEPTH)
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def is_json_media_type(value: bytes | None) -> bool:
     """
     Whether a C{Content-Type} value is C{application/json}, parameters (such
@@ -68,7 +65,7 @@ def read_json_object(request) -> tuple[dict[str, Any], bytes]:
         )
     raw = request.content.read()
     try:
-        document = json.loads(raw, parse_constant=_no_constants)
+        document = loads(raw)
     except UnicodeDecodeError:
         raise invalid_request(
             "We could not parse the JSON body of your request: it is not valid UTF-8."

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from llmedge.testing import Daemon
+from llmedge.testing import Daemon, record_of
 
 CHAT = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "hi"}]})
 
@@ -102,7 +102,7 @@ def test_key_rotation_under_load(tmp_path, env):
         load = Load(daemon, "sk-b")
         load.start()
         try:
-            daemon.wait_for_line(lambda line: '"status": 200' in line)
+            daemon.wait_for_line(lambda line: record_of(line).get("status") == 200)
             assert status(daemon, "sk-a")[0] == 200
             assert status(daemon, "sk-c")[0] == 401
             reload(daemon, path, config(["sk-b", "sk-c"], extra=(

@@ -14,7 +14,7 @@ import ssl
 
 import pytest
 
-from llmedge.testing import Daemon, wait_until
+from llmedge.testing import Daemon, record_of, wait_until
 from llmedge.testing.certs import make_pki
 
 KEY = "sk-workers-test"
@@ -122,7 +122,7 @@ def test_sighup_reaches_every_worker(workers):
     os.kill(workers.process.pid, signal.SIGHUP)
     for index in (0, 1):
         workers.wait_for_line(
-            lambda line, i=index: "SIGHUP: reloaded" in line and f'"worker": {i}' in line
+            lambda line, i=index: "SIGHUP: reloaded" in line and record_of(line).get("worker") == i
             and workers.output.index(line) >= before)
 
 

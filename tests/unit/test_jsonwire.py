@@ -1,0 +1,62 @@
+"""
+L{llmedge.jsonwire}: JSON read as the standard library reads it (with
+C{NaN} and the infinities refused), whatever C{msgspec} refuses decided by
+the standard library; written compact, in UTF-8.
+"""
+
+import json
+import math
+
+import pytest
+
+from llmedge.jsonwire import json_bytes, loads
+
+
+def stdlib(raw: bytes):
+    def refuse(name):
+        raise ValueError(name)
+    return json.loads(raw, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}',
+    b'{"a": 1, "a": 2}',  # the last wins
+    b"123456789012345678901234567890",  # past 64 bits: an int still
+    b"-1e400",  # past a double: -inf, as the standard library reads it
+    b'"\\ud83d\\ude00"',
+    b'"\\ud800"',  # a lone surrogate: read, the caller refuses it
+    b" [1.5, true, null] ",
+])
+def test_what_is_read_is_what_the_standard_library_reads(raw):
+    assert repr(loads(raw)) == repr(stdlib(raw))
+
+
+@pytest.mark.parametrize(("raw", "error"), [
+    (b"NaN", ValueError),
+    (b'{"a": Infinity}', ValueError),
+    (b"{", ValueError),
+    (b'"\xff"', UnicodeDecodeError),
+    (b'{"a": 1} x', ValueError),
+    (b"[" * 100_000 + b"]" * 100_000, RecursionError),
+])
+def test_what_is_refused_is_refused_as_the_standard_library_refuses_it(raw, error):
+    with pytest.raises(error):
+        stdlib(raw)
+    with pytest.raises(error):
+        loads(raw)
+
+
+def test_documents_are_written_compact_in_utf8():
+    assert json_bytes({"a": [1, 2.5, None, True], "é": "ü", "n": 10**30}) == (
+        '{"a":[1,2.5,null,true],"é":"ü","n":1000000000000000000000000000000}'.encode())
+
+
+def test_nan_is_never_written():
+    written = json_bytes({"x": math.nan, "y": math.inf})
+    assert json.loads(written, parse_constant=lambda name: pytest.fail(name)) == {
+        "x": None, "y": None}
+
+
+def test_a_lone_surrogate_cannot_be_written_as_utf8():
+    with pytest.raises(UnicodeEncodeError):
+        json_bytes({"x": "\ud800"})
