@@ -93,10 +93,23 @@ class Exchange:
     def count_usage(self, usage: object) -> None:
         """
         Take token counts from an OpenAI C{usage} object, if it is one.
+        Only counts an upstream could mean are taken (whole numbers from 0
+        to L{MAX_TOKENS}): a negative or astronomic count from a broken
+        upstream would make the token counter raise, and lose the request's
+        metrics and access line with it.
         """
         if isinstance(usage, dict):
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if isinstance(prompt, int):
+            if _count(prompt):
                 self.prompt_tokens = prompt
-            if isinstance(completion, int):
+            if _count(completion):
                 self.completion_tokens = completion
+
+
+#: The most tokens one answer is taken to have used: far above any model's
+#: window, far below what a float loses precision at.
+MAX_TOKENS = 2**40
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_TOKENS

@@ -12,8 +12,11 @@ key), configured model and provider names (anything else is C{other}),
 statuses and methods llmedge itself produces. So a client cannot grow the
 series count by sending odd paths or model names.
 
-Label children are cached on first use: the per-request cost is a dict
-lookup and an increment, not a label resolution.
+In one process the metrics a request ends with are counted without
+locks (L{llmedge.observe.fast_metrics.LockFree}: the reactor is one
+thread); with workers they are prometheus_client's own, whose
+multiprocess mode shares them through files. C{/metrics} shows the same
+either way.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import twisted
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from llmedge import __version__
 from llmedge.observe.cache_metrics import CACHE_RESULTS, CacheStats, watched_cache
 from llmedge.observe.exchange import Exchange
+from llmedge.observe.fast_metrics import Client, LockFree
 
 DURATION_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -44,10 +48,12 @@ REFUSALS = frozenset({"bad_request", "uri_too_long", "headers_too_large", "reque
 ANONYMOUS = "anonymous"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finished:
     """
-    What the metrics need to know about a request that ended.
+    What the metrics need to know about a request that ended. (Not frozen:
+    a frozen dataclass sets each field through C{object.__setattr__},
+    four times the cost, once per request.)
     """
 
     method: str
@@ -59,29 +65,14 @@ class Finished:
     exchange: Exchange
 
 
-class _Children:
-    """
-    A metric's label children, resolved once per distinct label set.
-    """
-
-    __slots__ = ("_metric", "_cache")
-
-    def __init__(self, metric) -> None:
-        self._metric = metric
-        self._cache: dict[tuple[str, ...], object] = {}
-
-    def __call__(self, *labels: str):
-        child = self._cache.get(labels)
-        if child is None:
-            child = self._cache[labels] = self._metric.labels(*labels)
-        return child
-
-
 class Metrics:
     """
     The service's metrics.
 
     @param models: the configured public model names.
+    @param families: makes the request-path metrics from the registry:
+        L{LockFree} in one process, prometheus_client's own (L{Client})
+        with workers.
     """
 
     def __init__(
@@ -89,6 +80,7 @@ class Metrics:
         models: Iterable[str],
         registry: CollectorRegistry | None = None,
         multiprocess_dir: str | None = None,
+        families=None,
     ) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
         self.multiprocess = multiprocess_dir is not None
@@ -110,72 +102,65 @@ class Metrics:
         self._cache_refresh = None
         self._models = frozenset(models)
         r = self.registry
-        self._requests = _Children(Counter(
-            "llmedge_http_requests", "HTTP requests answered.",
-            ["route", "method", "status"], registry=r))
-        self._duration = _Children(Histogram(
+        if families is None:
+            families = Client if self.multiprocess else LockFree
+        made = families(r)
+        counter, histogram, gauge = made.counter, made.histogram, made.gauge
+        self._requests = counter(
+            "llmedge_http_requests", "HTTP requests answered.", ["route", "method", "status"])
+        self._duration = histogram(
             "llmedge_http_request_duration_seconds", "Time from request to last byte.",
-            ["route"], buckets=DURATION_BUCKETS, registry=r))
-        self.in_flight = Gauge(
-            "llmedge_http_requests_in_flight", "Requests being answered now.", registry=r,
-            multiprocess_mode="livesum")
-        self.open_connections = Gauge(
-            "llmedge_open_connections", "Client connections open now.", registry=r,
-            multiprocess_mode="livesum")
-        self.unread_connections = Gauge(
+            ["route"], DURATION_BUCKETS)
+        self.in_flight = gauge(
+            "llmedge_http_requests_in_flight", "Requests being answered now.", "livesum")
+        self.open_connections = gauge(
+            "llmedge_open_connections", "Client connections open now.", "livesum")
+        self.unread_connections = gauge(
             "llmedge_unread_connections",
             "Client connections llmedge has stopped reading because their client does not "
-            "read its answers (unsent output over the transport's mark).", registry=r,
-            multiprocess_mode="livesum")
-        self._refused = _Children(Counter(
+            "read its answers (unsent output over the transport's mark).", "livesum")
+        self._refused = counter(
             "llmedge_refused",
             "Connections and requests refused before any route saw them: malformed HTTP "
             "(bad_request, uri_too_long, headers_too_large), too slow (request_timeout), "
-            "too many connections (too_many_connections).",
-            ["reason"], registry=r))
-        self._request_bytes = Histogram(
-            "llmedge_request_body_bytes", "Request body sizes.",
-            buckets=BYTES_BUCKETS, registry=r)
-        self._response_bytes = Histogram(
-            "llmedge_response_body_bytes", "Response body sizes.",
-            buckets=BYTES_BUCKETS, registry=r)
-        self._auth_failures = _Children(Counter(
-            "llmedge_auth_failures", "Requests refused for want of a valid key.",
-            ["reason"], registry=r))
-        self._rate_limited = _Children(Counter(
-            "llmedge_rate_limited", "Requests refused by the rate limit.",
-            ["key"], registry=r))
-        self._timeouts = _Children(Counter(
-            "llmedge_timeouts", "Requests that ran past their deadline.",
-            ["route"], registry=r))
-        self._upstream = _Children(Histogram(
+            "too many connections (too_many_connections).", ["reason"])
+        self._request_bytes = histogram(
+            "llmedge_request_body_bytes", "Request body sizes.", [], BYTES_BUCKETS)
+        self._response_bytes = histogram(
+            "llmedge_response_body_bytes", "Response body sizes.", [], BYTES_BUCKETS)
+        self._auth_failures = counter(
+            "llmedge_auth_failures", "Requests refused for want of a valid key.", ["reason"])
+        self._rate_limited = counter(
+            "llmedge_rate_limited", "Requests refused by the rate limit.", ["key"])
+        self._timeouts = counter(
+            "llmedge_timeouts", "Requests that ran past their deadline.", ["route"])
+        self._upstream = histogram(
             "llmedge_upstream_request_duration_seconds",
             "Time waiting on providers, by how the call ended.",
-            ["provider", "model", "outcome"], buckets=DURATION_BUCKETS, registry=r))
-        self._overhead = _Children(Histogram(
+            ["provider", "model", "outcome"], DURATION_BUCKETS)
+        self._overhead = histogram(
             "llmedge_overhead_seconds", "Time spent in llmedge itself (total minus upstream).",
-            ["route"], buckets=OVERHEAD_BUCKETS, registry=r))
-        self._first_token = _Children(Histogram(
+            ["route"], OVERHEAD_BUCKETS)
+        self._first_token = histogram(
             "llmedge_time_to_first_token_seconds", "From the provider call to its first event.",
-            ["provider", "model"], buckets=DURATION_BUCKETS, registry=r))
-        self._tokens = _Children(Counter(
+            ["provider", "model"], DURATION_BUCKETS)
+        self._tokens = counter(
             "llmedge_tokens", "Tokens used, as providers report them.",
-            ["provider", "model", "type"], registry=r))
-        self._attempts = _Children(Counter(
+            ["provider", "model", "type"])
+        self._attempts = counter(
             "llmedge_deployment_attempts",
             "Requests sent to a deployment (a provider and its model), by how they ended: "
             "ok, error, unreachable, malformed, too_large, timeout, rate_limited.",
-            ["provider", "model", "outcome"], registry=r))
-        self._first_byte = _Children(Histogram(
+            ["provider", "model", "outcome"])
+        self._first_byte = histogram(
             "llmedge_deployment_first_byte_seconds",
             "From asking a deployment to its answer's first byte (a stream's head, a "
-            "whole JSON answer).",
-            ["provider", "model"], buckets=DURATION_BUCKETS, registry=r))
-        self._cache_requests = _Children(Counter(
+            "whole JSON answer).", ["provider", "model"], DURATION_BUCKETS)
+        self._cache_requests = counter(
             "llmedge_cache_requests",
             "Model requests by what the response cache did: hit (answered from it), miss "
             "(asked upstream), bypass (the cache was off, refused or unavailable).",
-            ["result"], registry=r))
+            ["result"])
         Gauge(
             "llmedge_build_info", "The running llmedge, Twisted and Python.",
             ["version", "twisted", "python"], registry=r, multiprocess_mode="max",
@@ -294,7 +279,7 @@ class Metrics:
         """
         Count one connection or request refused while it was being read.
         """
-        self._refused(reason if reason in REFUSALS else OTHER).inc()
+        self._refused.inc((reason if reason in REFUSALS else OTHER,))
 
     def model_label(self, model: str | None) -> str:
         """
@@ -307,39 +292,40 @@ class Metrics:
         Count one request that ended.
         """
         exchange = done.exchange
+        route = (done.route,)
         method = done.method if done.method in METHODS else OTHER
-        self._requests(done.route, method, str(done.status)).inc()
-        self._duration(done.route).observe(done.duration)
-        self._request_bytes.observe(exchange.request_bytes)
-        self._response_bytes.observe(done.response_bytes)
+        self._requests.inc((done.route, method, str(done.status)))
+        self._duration.observe(route, done.duration)
+        self._request_bytes.observe((), exchange.request_bytes)
+        self._response_bytes.observe((), done.response_bytes)
         upstream = exchange.upstream_seconds or 0.0
-        self._overhead(done.route).observe(max(0.0, done.duration - upstream))
+        self._overhead.observe(route, max(0.0, done.duration - upstream))
         if exchange.provider is None:
             if done.status == 401:
-                self._auth_failures(exchange.error_code or OTHER).inc()
+                self._auth_failures.inc((exchange.error_code or OTHER,))
             elif done.status == 429:
-                self._rate_limited(done.key or ANONYMOUS).inc()
+                self._rate_limited.inc((done.key or ANONYMOUS,))
         if exchange.error_code == "timeout":
-            self._timeouts(done.route).inc()
+            self._timeouts.inc(route)
         if exchange.cache is not None:
-            self._cache_requests(exchange.cache if exchange.cache in CACHE_RESULTS
-                                 else OTHER).inc()
+            self._cache_requests.inc((exchange.cache if exchange.cache in CACHE_RESULTS
+                                      else OTHER,))
         if exchange.provider is not None:
             self._record_upstream(exchange)
 
     def _record_upstream(self, exchange: Exchange) -> None:
         provider, model = exchange.provider, self.model_label(exchange.model)
         if exchange.upstream_seconds is not None:
-            outcome = exchange.outcome or OTHER
-            self._upstream(provider, model, outcome).observe(exchange.upstream_seconds)
+            self._upstream.observe((provider, model, exchange.outcome or OTHER),
+                                   exchange.upstream_seconds)
         if exchange.first_token_seconds is not None:
-            self._first_token(provider, model).observe(exchange.first_token_seconds)
+            self._first_token.observe((provider, model), exchange.first_token_seconds)
         if exchange.prompt_tokens:
-            self._tokens(provider, model, "prompt").inc(exchange.prompt_tokens)
+            self._tokens.inc((provider, model, "prompt"), exchange.prompt_tokens)
         if exchange.completion_tokens:
-            self._tokens(provider, model, "completion").inc(exchange.completion_tokens)
+            self._tokens.inc((provider, model, "completion"), exchange.completion_tokens)
         for attempt in exchange.attempts:
-            self._attempts(attempt["provider"], attempt["model"], attempt["outcome"]).inc()
+            deployment = (attempt["provider"], attempt["model"])
+            self._attempts.inc(deployment + (attempt["outcome"],))
             if attempt["outcome"] == "ok":
-                self._first_byte(attempt["provider"], attempt["model"]).observe(
-                    attempt["ms"] / 1000)
+                self._first_byte.observe(deployment, attempt["ms"] / 1000)

@@ -97,10 +97,11 @@ class Recorder:
         method = (request.method or b"-").decode("latin-1")
         route = route_of(request.path or b"")
         key = request.api_key.id if request.api_key is not None else None
-        if self.metrics is not None:
+        metrics = self.metrics
+        if metrics is not None:
             if in_flight:
-                self.metrics.in_flight.dec()
-            self.metrics.record(
+                metrics.in_flight.dec()
+            metrics.record(
                 Finished(method, route, status, duration, request.sentLength, key, exchange)
             )
         if self.spans is not None:
@@ -114,16 +115,17 @@ class Recorder:
             }, ended)
         upstream = exchange.upstream_seconds
         client = request.getClientAddress()
+        duration_ms = _ms(duration)
         access_log.info(
             "{msg}",
             log_plain=True,  # every value below is a str, number, bool or None
-            msg=f"{method} {route} {status} {_ms(duration)}ms",
+            msg=f"{method} {route} {status} {duration_ms}ms",
             request_id=request.request_id,
             method=_short(method),
             route=route,
             path=_short(request.path) if route == "other" else None,
             status=status,
-            duration_ms=_ms(duration),
+            duration_ms=duration_ms,
             upstream_ms=_ms(upstream),
             overhead_ms=_ms(duration - (upstream or 0.0)),
             first_token_ms=_ms(exchange.first_token_seconds),

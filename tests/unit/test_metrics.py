@@ -7,15 +7,19 @@ from the fake clock.
 import json
 import platform
 import random
+from types import SimpleNamespace
 
 import pytest
 import twisted
+from prometheus_client import Gauge, generate_latest
+from prometheus_client import metrics as client_metrics
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 
 from llmedge import __version__
 from llmedge.cache.memory import MemoryCache
 from llmedge.observe.exchange import Exchange
+from llmedge.observe.fast_metrics import Client, FastGauge, LockFree
 from llmedge.observe.metrics import Finished, Metrics
 from llmedge.routing.health import Health
 from tests.unit.support import Harness, raw_request
@@ -604,3 +608,77 @@ def test_with_workers_cache_refresh_survives_a_health_watch(tmp_path):
     metrics.watch_health(Health(Clock()))
     metrics.refresh()
     assert registry_value(metrics, "llmedge_cache_bytes") == 7.0
+
+
+# -- one process, without locks ------------------------------------------------
+
+
+def attempt(outcome, ms=12.5, provider="mock", model="mock"):
+    return {"provider": provider, "model": model, "outcome": outcome, "ms": ms}
+
+
+#: Requests that take every branch of L{Metrics.record}.
+ENDED = [
+    Finished("POST", ROUTE, 200, 0.25, 900, "k1", Exchange(
+        started=0.0, request_bytes=120, model="mock", provider="mock", upstream_seconds=0.2,
+        outcome="ok", prompt_tokens=9, completion_tokens=4, cache="miss",
+        attempts=[attempt("error", 3.0), attempt("ok")])),
+    Finished("POST", ROUTE, 200, 1.5, 70_000, None, Exchange(
+        started=0.0, request_bytes=300, model="unconfigured", provider="mock",
+        upstream_seconds=1.4, first_token_seconds=0.01, outcome="ok", stream=True,
+        completion_tokens=30, cache="hit", attempts=[attempt("ok", 10.0)])),
+    Finished("GET", "/v1/models", 401, 0.0001, 80, None, Exchange(
+        started=0.0, error_code="invalid_api_key")),
+    Finished("GET", "/v1/models", 429, 0.0002, 90, "k2", Exchange(started=0.0)),
+    Finished("GET", "/v1/models", 429, 0.0002, 90, None, Exchange(started=0.0)),
+    Finished("BREW", "other", 404, 0.001, 60, None, Exchange(started=0.0)),
+    Finished("POST", ROUTE, 504, 30.0, 100, None, Exchange(
+        started=0.0, model="mock", provider="mock", upstream_seconds=30.0,
+        outcome="timeout", error_code="timeout", cache="unheard-of")),
+]
+
+
+def exposition_after(metrics) -> str:
+    """
+    C{metrics}' page after the requests of L{ENDED}, two refusals and a
+    few connections.
+    """
+    for done in ENDED:
+        metrics.record(done)
+    metrics.refused("bad_request")
+    metrics.refused("unheard-of")
+    metrics.open_connections.inc(3)
+    metrics.open_connections.dec()
+    metrics.in_flight.inc()
+    return generate_latest(metrics.registry).decode()
+
+
+def now() -> float:
+    """
+    The wall clock of the C{_created} series, fixed.
+    """
+    return 1_700_000_000.5
+
+
+def test_one_process_shows_what_prometheus_clients_metrics_show(monkeypatch):
+    monkeypatch.setattr(client_metrics, "time", SimpleNamespace(time=now))
+    client = exposition_after(Metrics(["mock"], families=Client))
+    fast = exposition_after(Metrics(["mock"], families=lambda r: LockFree(r, now=now)))
+    assert 'llmedge_tokens_total{model="other",provider="mock",type="completion"} 30.0' in fast
+    assert fast == client
+
+
+def test_one_process_counts_without_locks():
+    metrics = Metrics(["mock"])
+    assert isinstance(metrics.in_flight, FastGauge)
+    metrics.record(ENDED[0])
+    assert registry_value(metrics, "llmedge_http_requests_total",
+                          route=ROUTE, method="POST", status="200") == 1.0
+
+
+def test_with_workers_the_metrics_are_prometheus_clients(tmp_path):
+    metrics = Metrics(["mock"], multiprocess_dir=str(tmp_path))
+    assert isinstance(metrics.in_flight, Gauge)
+    metrics.record(ENDED[0])
+    assert registry_value(metrics, "llmedge_http_requests_total",
+                          route=ROUTE, method="POST", status="200") == 1.0
