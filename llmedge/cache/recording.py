@@ -129,7 +129,9 @@ class Recording(WrappedStream):
         self._seen = 0
         self._gathered: _Gatherer | None = _Gatherer()
 
-    def start(self, receiver: Callable[[Any], None]) -> Deferred[None]:
+    def start(
+        self, receiver: Callable[[Any], None], flush: Callable[[], None] | None = None
+    ) -> Deferred[None]:
         def receive(item: Any) -> None:
             try:
                 receiver(item)
@@ -138,7 +140,8 @@ class Recording(WrappedStream):
                 raise
             self._record(item)
 
-        return self._stream.start(receive).addBoth(self._ended)
+        # The end of a batch is the client's business only: passed on as is.
+        return self._start(receive, flush).addBoth(self._ended)
 
     def _record(self, item: Any) -> None:
         if self._gathered is None:

@@ -156,6 +156,32 @@ class IEventStream(IPushProducer):
         """
 
 
+class IBatchedStream(IEventStream):
+    """
+    An L{IEventStream} whose events come in batches, the events of one
+    upstream read, and which says when each batch is over: the front then
+    writes a batch to the client in one piece, one transport write where a
+    write per event would cost one each.
+
+    A stream that knows no batches (events paced by a clock, a reply told
+    from memory) does not provide this: the front writes each of its
+    events when it comes. A wrapper provides it when what it wraps does
+    (L{llmedge.providers.wrapped.WrappedStream}), and passes C{flush} on.
+    """
+
+    def start(
+        receiver: Callable[[bytes], None], flush: Callable[[], None] | None = None
+    ) -> Deferred[None]:
+        """
+        As L{IEventStream.start}, and call C{flush} (without arguments)
+        whenever the events delivered since its last call are all there is
+        for now: after each upstream read, even one that held no whole
+        event. A receiver that holds events back writes them then, and
+        when the returned Deferred fires (a stream may end or fail in the
+        middle of a batch). Without C{flush}, as L{IEventStream.start}.
+        """
+
+
 class IProvider(Interface):
     """
     A model backend.

@@ -12,7 +12,9 @@ front relays: pausing it pauses the upstream socket (the response's
 transport), so a client that reads slowly makes llmedge stop reading from
 the provider instead of buffering the answer; stopping it closes the
 upstream connection, which is how a provider learns that nobody wants the
-rest.
+rest. It says when the events of one read are all delivered
+(L{IBatchedStream}): an upstream that sends a burst of events has them
+written to the client in one piece, not one write each.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
 
 from llmedge.errors import APIError
-from llmedge.providers.base import IEventStream
+from llmedge.providers.base import IBatchedStream
 from llmedge.providers.upstream import upstream_error
 
 #: The most one event may hold (its data lines, its type, the line being
@@ -37,7 +39,6 @@ from llmedge.providers.upstream import upstream_error
 MAX_EVENT = 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
-
 
 class Handler(typing.Protocol):
     """
@@ -87,6 +88,8 @@ class SSEReader(Protocol):
     @param on_event: called with (type or L{None}, data) for each event.
     @param max_event: the bound of one event, in bytes.
     @param on_too_large: called once when an event goes over the bound.
+    @param on_read: called after each read's events were dispatched (even
+        none), so their consumer can handle them together.
     """
 
     def __init__(
@@ -94,9 +97,11 @@ class SSEReader(Protocol):
         on_event: Callable[[bytes | None, bytes], None],
         max_event: int = MAX_EVENT,
         on_too_large: Callable[[], None] | None = None,
+        on_read: Callable[[], None] | None = None,
     ) -> None:
         self._on_event = on_event
         self._on_too_large = on_too_large
+        self._on_read = on_read
         self.max_event = max_event
         self._pieces: list[bytes] = []  # of the line being read
         self._pending = 0  # their length
@@ -111,6 +116,15 @@ class SSEReader(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.too_large or not data:
             return
+        self._read(data)
+        if self._on_read is not None:
+            self._on_read()
+
+    def _read(self, data: bytes) -> None:
+        """
+        Dispatch the events C{data} completes, and keep what it leaves
+        unfinished.
+        """
         if self._head is not None:
             head = self._head + data
             if len(head) < 3 and _BOM.startswith(head):
@@ -194,10 +208,11 @@ class SSEReader(Protocol):
             self.ended.errback(reason)
 
 
-@implementer(IEventStream)
+@implementer(IBatchedStream)
 class UpstreamStream:
     """
-    An upstream response body relayed event by event.
+    An upstream response body relayed event by event, in batches: the
+    events of each upstream read, C{flush} called after each.
 
     @param handle: translates each upstream event for the client.
     @param headers: upstream response headers to pass on.
@@ -229,12 +244,14 @@ class UpstreamStream:
     def usage(self) -> dict | None:
         return self._handle.usage
 
-    def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
+    def start(
+        self, receiver: Callable[[bytes], None], flush: Callable[[], None] | None = None
+    ) -> Deferred[None]:
         self._receiver = receiver
         # The whole stream may already be here (a short answer arrives with
         # its head) and end within deliverBody, which forgets self._done.
         done = self._done = Deferred(self._cancel)
-        self._reader = SSEReader(self._event, self._max_event, self._too_large)
+        self._reader = SSEReader(self._event, self._max_event, self._too_large, flush)
         self._reader.ended.addBoth(self._ended)
         self._response.deliverBody(self._reader)
         return done

@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from llmedge.jsonwire import loads
+
 
 class ChunkRelay:
     """
@@ -51,7 +53,7 @@ class ChunkRelay:
     ) -> bool:
         if data == b"[DONE]":
             return True
-        chunk = json.loads(data)
+        chunk = loads(data, constants=True)
         if not isinstance(chunk, dict):
             raise ValueError("not an object")
         if "usage" in chunk:
@@ -66,7 +68,7 @@ class ChunkRelay:
                     data = _compact(chunk)
                 else:
                     return False
-        if b"\n" in data or b"\r" in data:
+        if data.find(b"\n") >= 0 or data.find(b"\r") >= 0:  # find: cheaper than "in"
             # Strict JSON has raw line breaks only between tokens.
             data = data.replace(b"\r", b" ").replace(b"\n", b" ")
         deliver(data)
@@ -115,7 +117,9 @@ def _without_null_usage(data: bytes) -> bytes | None:
     separator that goes with it.
     """
     at = data.find(_NULL_USAGE)
-    if at < 1 or b"\\u" in data or data.count(b'"usage"') != 1:
+    if at < 1 or data.count(b'"usage"') != 1:
+        return None
+    if data.find(b"\\") >= 0 and b"\\u" in data:  # most chunks have no backslash at all
         return None
     end = at + len(_NULL_USAGE)
     if data[at - 1:at] == b",":

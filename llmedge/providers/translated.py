@@ -14,7 +14,6 @@ stream cut short is still told apart from one that ended.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +24,11 @@ from llmedge.dialects.reply import IReplyStream, Reply, events_of
 from llmedge.dialects.responses import usage_of
 from llmedge.errors import APIError
 from llmedge.providers.chunks import ReplayStream
+from llmedge.jsonwire import loads
 
 
 def _object(data: bytes) -> dict[str, Any]:
-    document = json.loads(data)
+    document = loads(data, constants=True)
     if not isinstance(document, dict):
         raise ValueError("an event that is not a JSON object")
     return document

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_attempts -*-
+# -*- test-case-name: tests.unit.test_attempts,tests.unit.test_sse_batches -*-
 """
 L{Tracked}: a provider's event stream, counted as in flight on its
 deployment until it ends.
@@ -29,8 +29,10 @@ class Tracked(WrappedStream):
         self._health = health
         self._counted = True
 
-    def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
-        done = self._stream.start(receiver)
+    def start(
+        self, receiver: Callable[[bytes], None], flush: Callable[[], None] | None = None
+    ) -> Deferred[None]:
+        done = self._start(receiver, flush)
 
         def ended(result):
             self._release()

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_streaming -*-
+# -*- test-case-name: tests.unit.test_streaming,tests.unit.test_sse_batches -*-
 """
 Relaying a provider's L{IEventStream} to the client as server-sent events.
 
@@ -15,6 +15,15 @@ What the stream's items become on the wire is its L{IFraming}'s business:
 L{CHAT_FRAMING} for Chat Completions chunks, a dialect's stream encoder
 (L{llmedge.dialects}) for a provider's translated events, L{AsIs} for
 events an upstream of the client's own dialect sent already framed.
+
+Each write costs a transport write (on HTTP/1.1 a chunk of four pieces), so
+events that come together leave together: a stream that says where its
+batches end (L{IBatchedStream}: the events of one upstream read) has each
+batch held and written in one piece when it ends, or as soon as it reaches
+L{MAX_BATCH}. No timer is involved: an event that comes alone is written at
+the end of its read, for one write as before. The stream's first event is
+written at once, alone (the client's time to first token), and a stream that
+knows no batches has each event written as it comes.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from zope.interface import Interface, implementer
 
 from llmedge.errors import APIError, error_from_failure
 from llmedge.observe.timing import UpstreamTimer
-from llmedge.providers.base import IEventStream
+from llmedge.providers.base import IBatchedStream, IEventStream
 from llmedge.twisted_insides import gone
 
 DONE = b"data: [DONE]\n\n"
@@ -113,6 +122,63 @@ def relay_headers(request, headers) -> None:
 
 KEEPALIVE = b": keep-alive\n\n"
 
+#: The most a batch holds before it is written, whatever the stream says:
+#: a client that reads slowly pauses the stream when a write fills the
+#: transport's buffer (64 KiB in Twisted), so no batch may hide more than
+#: that from it.
+MAX_BATCH = 64 * 1024
+
+
+class _Writer:
+    """
+    The receiver of a stream's items: each is framed when it comes, and
+    written
+
+      - at once if it is the stream's first, after C{first} is called (the
+        time to first token is noted, the keep-alives stop);
+      - at once for a stream that knows no batches;
+      - else held until the stream says its batch is over (L{flush}) or
+        the batch reaches L{MAX_BATCH}, and then written in one piece,
+        unless the request is gone by then.
+    """
+
+    def __init__(self, request, encode: Callable, first: Callable[[], None],
+                 batched: bool) -> None:
+        self._request = request
+        self._encode = encode
+        self._first: Callable[[], None] | None = first
+        self._held: list[bytes] | None = [] if batched else None
+        self._size = 0
+
+    def __call__(self, item) -> None:
+        first = self._first
+        if first is not None:
+            self._first = None
+            first()
+            self._request.write(self._encode(item))
+            return
+        held = self._held
+        if held is None:
+            self._request.write(self._encode(item))
+            return
+        data = self._encode(item)
+        held.append(data)
+        self._size += len(data)
+        if self._size >= MAX_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """
+        Write what is held, in one piece; drop it if the request is gone.
+        """
+        held = self._held
+        if held:
+            data = held[0] if len(held) == 1 else b"".join(held)
+            held.clear()
+            self._size = 0
+            if not gone(self._request):
+                self._request.write(data)
+
 
 def relay(
     request,
@@ -151,13 +217,14 @@ def relay(
         if beat is not None and beat.running:
             beat.stop()
 
-    def deliver(data: bytes) -> None:
-        if beat is not None:
-            quiet()
+    def first() -> None:
+        quiet()
         timer.first_event()
-        request.write(framing.encode(data))
 
-    done = request.track(stream.start(deliver))
+    batched = IBatchedStream.providedBy(stream)
+    writer = _Writer(request, framing.encode, first, batched)
+    started = stream.start(writer, writer.flush) if batched else stream.start(writer)
+    done = request.track(started)
 
     def finished(result: None | Failure) -> None:
         quiet()
@@ -165,6 +232,7 @@ def relay(
             timer.failed(result)
         else:
             timer.done("ok", getattr(stream, "usage", None))
+        writer.flush()  # a stream may end amid a batch; nothing if the client left
         if gone(request):
             return None
         request.unregisterProducer()

@@ -1,7 +1,8 @@
 """
 Reading an upstream's server-sent events: the HTML standard's parsing rules
 (line ends, the byte order mark, fields, dispatch), the bound on one event,
-and the relayed stream failing when an upstream goes past it.
+the relayed stream failing when an upstream goes past it, the end of each
+read told (for the front to write a read's events together).
 """
 
 from __future__ import annotations
@@ -286,3 +287,48 @@ class UpstreamStreamBoundTests(SynchronousTestCase):
         UpstreamStream("up", response, ChunkRelay(False), max_event=64).start(received.append)
         response.protocol.dataReceived(b"data: " + b"1" * 70 + b"\n\ndata: {}\n\n")
         self.assertEqual(received, [])
+
+
+# -- the end of each read ------------------------------------------------------------
+
+
+def told_reads(*pieces: bytes, max_event: int = MAX_EVENT) -> list:
+    told: list = []
+    protocol = SSEReader(lambda event, data: told.append(data), max_event,
+                         lambda: told.append("too large"), lambda: told.append("read"))
+    protocol.makeConnection(Transport())
+    for piece in pieces:
+        protocol.dataReceived(piece)
+    return told
+
+
+def test_the_end_of_each_read_is_told_after_its_events():
+    assert told_reads(b"data: a\n\ndata: b\n\n", b"data: c\n\n") == [
+        b"a", b"b", "read", b"c", "read"]
+
+
+def test_the_end_of_a_read_without_a_whole_event_is_told_too():
+    assert told_reads(b"data: a", b"\n\n") == ["read", b"a", "read"]
+
+
+def test_no_read_is_told_after_the_reader_stopped_at_the_bound():
+    assert told_reads(b"data: a\n\ndata: " + b"x" * 100, b"data: b\n\n", max_event=50) == [
+        b"a", "too large", "read"]
+
+
+class UpstreamStreamBatchTests(SynchronousTestCase):
+    def test_flush_is_called_after_the_events_of_each_read(self):
+        response = Response()
+        told: list = []
+        UpstreamStream("up", response, ChunkRelay(False)).start(
+            told.append, lambda: told.append("flush"))
+        response.protocol.dataReceived(b"data: {}\n\ndata: ")
+        response.protocol.dataReceived(b'{"a":1}\n\ndata: {"b":2}\n\n')
+        self.assertEqual(told, [b"{}", "flush", b'{"a":1}', b'{"b":2}', "flush"])
+
+    def test_without_flush_the_events_are_delivered_alone(self):
+        response = Response()
+        received: list = []
+        UpstreamStream("up", response, ChunkRelay(False)).start(received.append)
+        response.protocol.dataReceived(b"data: {}\n\ndata: {}\n\n")
+        self.assertEqual(received, [b"{}", b"{}"])
