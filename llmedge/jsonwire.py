@@ -45,10 +45,13 @@ def json_bytes(document: Any) -> bytes:
     return _encode(document)
 
 
-def loads(raw: bytes) -> Any:
+def loads(raw: bytes, *, constants: bool = False) -> Any:
     """
-    Parse C{raw}, as the standard library's C{json.loads} with C{NaN},
-    C{Infinity} and C{-Infinity} refused (C{ValueError}) would.
+    Parse C{raw} as the standard library's C{json.loads} does: with
+    C{NaN}, C{Infinity} and C{-Infinity} refused (C{ValueError}), for what
+    clients send, or with C{constants} read as those floats, as
+    C{json.loads} reads them by default (an upstream's events, relayed as
+    they came).
 
     @raise ValueError: not JSON (C{UnicodeDecodeError} when not UTF-8).
     @raise RecursionError: nested deeper than Python's parser goes.
@@ -56,4 +59,6 @@ def loads(raw: bytes) -> Any:
     try:
         return _decode(raw)
     except _refused:
+        if constants:
+            return json.loads(raw)
         return json.loads(raw, parse_constant=_no_constants)

@@ -20,7 +20,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from llmedge.providers.base import IEventStream
+from llmedge.providers.base import IBatchedStream
 
 #: The fields of an answer repeated on each of its chunks, in OpenAI's order.
 _HEAD = ("id", "object", "created", "model", "service_tier", "system_fingerprint")
@@ -143,13 +143,15 @@ def _compact(chunk: dict) -> bytes:
         return json.dumps(chunk, separators=(",", ":")).encode("ascii")
 
 
-@implementer(IEventStream)
+@implementer(IBatchedStream)
 class ReplayStream:
     """
     Events already in memory, delivered as a stream under back-pressure:
     while paused nothing is delivered, on resume delivery goes on where it
     stopped, and stopping fails L{start}'s Deferred with
-    L{CancelledError}.
+    L{CancelledError}. The events delivered in one go (all of them, unless
+    the client's buffer fills first) are one batch: the front writes them
+    in one piece (L{IBatchedStream}).
 
     @ivar usage: the answer's usage, for the token counts.
     @ivar headers: upstream response headers to pass on.
@@ -168,10 +170,14 @@ class ReplayStream:
         self._paused = False
         self._delivering = False
         self._receiver: Callable[[bytes], None] | None = None
+        self._flush: Callable[[], None] | None = None
         self._done: Deferred[None] | None = None
 
-    def start(self, receiver: Callable[[bytes], None]) -> Deferred[None]:
+    def start(
+        self, receiver: Callable[[bytes], None], flush: Callable[[], None] | None = None
+    ) -> Deferred[None]:
         self._receiver = receiver
+        self._flush = flush
         done = self._done = Deferred(self._cancel)
         self._deliver()
         return done
@@ -191,6 +197,8 @@ class ReplayStream:
                 done.errback(Failure())
         finally:
             self._delivering = False
+        if self._flush is not None and self._done is not None:
+            self._flush()
         if self._done is not None and self._next == len(self._events):
             done, self._done = self._done, None
             done.callback(None)

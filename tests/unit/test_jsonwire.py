@@ -9,7 +9,13 @@ import math
 
 import pytest
 
+from hypothesis import given, settings, strategies as st
+
 from llmedge.jsonwire import json_bytes, loads
+
+
+def lenient(data: bytes):
+    return loads(data, constants=True)
 
 
 def stdlib(raw: bytes):
@@ -60,3 +66,45 @@ def test_nan_is_never_written():
 def test_a_lone_surrogate_cannot_be_written_as_utf8():
     with pytest.raises(UnicodeEncodeError):
         json_bytes({"x": "\ud800"})
+
+
+# -- an upstream's events: constants read as json.loads reads them ------------------
+
+
+def outcome(parse, data: bytes):
+    """
+    What C{parse} makes of C{data}: its value, or its error's type and text.
+    """
+    try:
+        return "value", parse(data)
+    except Exception as e:  # noqa: BLE001 - the error is the outcome
+        return type(e), str(e)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(json_values, st.booleans())
+def test_with_constants_reads_any_json_as_json_loads_does(value, ascii):
+    data = json.dumps(value, ensure_ascii=ascii, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass")
+    assert outcome(lenient, data) == outcome(json.loads, data)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.binary(max_size=40).map(lambda b: b"{" + b))
+def test_with_constants_fails_as_json_loads_fails_on_any_bytes(data):
+    assert outcome(lenient, data) == outcome(json.loads, data)
+
+
+@pytest.mark.parametrize("data", [
+    b'{"a":1}', b' {"a":1}', b'{"a":1} ', b'{"a":1}\n', b'{"a":1}x', b'{"a":1}{}', b"{",
+    b"{}", b"[1]", b'"s"', b"", b"{\x00", '{"a":"\u00e9"}'.encode("utf-16-le"),
+    b'\xef\xbb\xbf{"a":1}', b'{"a":"\xff"}', b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}',
+], ids=repr)
+def test_with_constants_gives_what_json_loads_gives(data):
+    assert outcome(lenient, data) == outcome(json.loads, data)
