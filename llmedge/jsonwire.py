@@ -45,6 +45,19 @@ def json_bytes(document: Any) -> bytes:
     return _encode(document)
 
 
+def sendable_bytes(document: Any) -> bytes:
+    """
+    As L{json_bytes}, but a string holding a lone surrogate (which no
+    UTF-8 text carries) is written escaped (C{\\ud800}), as the standard
+    library's ASCII output writes it, instead of refused: for a body sent
+    upstream, which must go whatever the client's text held.
+    """
+    try:
+        return _encode(document)
+    except UnicodeEncodeError:
+        return json.dumps(document, separators=(",", ":")).encode("ascii")
+
+
 def loads(raw: bytes, *, constants: bool = False) -> Any:
     """
     Parse C{raw} as the standard library's C{json.loads} does: with

@@ -16,15 +16,15 @@ routed here for those is the client's error (400), not a provider failure.
 
 from __future__ import annotations
 
-import json
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, fail
 from zope.interface import implementer
 
 from llmedge.dialects.messages import DEFAULT_MAX_TOKENS, encode_request
 from llmedge.dialects.messages_errors import error_from_anthropic
 from llmedge.dialects.messages_reply import decode_reply
 from llmedge.errors import invalid_request
+from llmedge.jsonwire import sendable_bytes
 from llmedge.providers.base import Answer, Call, IProvider
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.translated import (
@@ -62,9 +62,9 @@ class AnthropicProvider:
         self._url = (root if root.endswith("/v1") else root + "/v1").encode("ascii") + b"/messages"
         self._max_tokens = default_max_tokens
         self._upstream = upstream
-        upstream.headers[b"anthropic-version"] = version.encode()
+        upstream.set_header(b"anthropic-version", version.encode())
         if api_key:
-            upstream.headers[b"x-api-key"] = api_key.encode()
+            upstream.set_header(b"x-api-key", api_key.encode())
 
     def completion(self, call: Call, model: str) -> Deferred:
         return fail(self._unsupported("/v1/completions", call))
@@ -91,49 +91,68 @@ class AnthropicProvider:
     def count_tokens(self, call: Call, model: str) -> Deferred:
         return self._pass(self._url + b"/count_tokens", call, model)
 
-    @inlineCallbacks
-    def converse(self, call: Call, model: str):
+    def converse(self, call: Call, model: str) -> Deferred:
         """
         Answer a client of another dialect: its conversation as a Messages
         request, the answer as reply events.
         """
-        conversation = call.conversation
-        conversation.refuse_unsupported()
-        body = json.dumps(encode_request(conversation, model, self._max_tokens)).encode()
+        try:
+            conversation = call.conversation
+            conversation.refuse_unsupported()
+            body = sendable_bytes(encode_request(conversation, model, self._max_tokens))
+        except Exception:
+            return fail()
+        return self._upstream.exchange(self._url, call.headers, body, self._refused,
+                                       self._conversed, conversation.stream)
+
+    def _conversed(self, response, stream: bool):
         upstream = self._upstream
-        response = yield self._post(self._url, call.headers, body)
         headers = upstream.relayed(response)
-        if conversation.stream and upstream.streams(response):
+        if stream and upstream.streams(response):
             return reply_stream(UpstreamStream(self.name, response, MessagesEvents(), headers,
                                                max_event=upstream.bounds.event))
-        _, message = yield upstream.read_json(response)
+        return upstream.with_json(response, self._reply, stream, headers)
+
+    def _reply(self, read: tuple[bytes, dict], stream: bool, headers):
         try:
-            reply = decode_reply(message)
+            reply = decode_reply(read[1])
         except (ValueError, TypeError, KeyError, AttributeError):
             raise malformed(self.name, "a body that is not a message") from None
         # A server that ignored "stream" has its whole answer streamed.
-        return replayed(reply, headers) if conversation.stream else reply
+        return replayed(reply, headers) if stream else reply
 
-    @inlineCallbacks
-    def _pass(self, url: bytes, call: Call, model: str):
+    def _pass(self, url: bytes, call: Call, model: str) -> Deferred:
         """
         A Messages client's request, sent on as it came with its version
         headers; the answer relayed as it comes.
+
+        Plain callbacks (L{Upstream.exchange}), not L{inlineCallbacks}:
+        this is the path of every Messages request, where a generator
+        driven through Deferreds cost more than the callbacks it stands for.
         """
         body = call.raw
         if model != call.model or not body:
-            body = json.dumps({**call.body, "model": model}).encode("utf-8")
+            try:
+                body = sendable_bytes({**call.body, "model": model})
+            except Exception:
+                return fail()
         headers = dict(call.headers)
         headers.update((name, value) for name, value in call.client_headers.items()
                        if name in CLIENT_HEADERS)
+        return self._upstream.exchange(url, headers, body, self._refused, self._passed, url,
+                                       call.stream)
+
+    def _passed(self, response, url: bytes, stream: bool):
         upstream = self._upstream
-        response = yield self._post(url, headers, body)
         relayed = upstream.relayed(response)
-        if call.stream and upstream.streams(response):
+        if stream and upstream.streams(response):
             return UpstreamStream(self.name, response, MessagesPassThrough(), relayed,
                                   max_event=upstream.bounds.event)
-        payload, document = yield upstream.read_json(response)
-        if call.stream:
+        return upstream.with_json(response, self._answer, url, stream, relayed)
+
+    def _answer(self, read: tuple[bytes, dict], url: bytes, stream: bool, relayed) -> Answer:
+        payload, document = read
+        if stream:
             raise malformed(self.name, "an answer that is not a stream")
         if url == self._url:
             if document.get("type") != "message":
@@ -143,19 +162,10 @@ class AnthropicProvider:
             raise malformed(self.name, "a token count without input_tokens")
         return Answer(payload, None, relayed)
 
-    def _post(self, url: bytes, headers: dict[str, str], body: bytes) -> Deferred:
-        """
-        POST C{body} to C{url}: fires with a 200 response, or fails with
-        the client's error for any other status.
-        """
-        return self._upstream.post(url, headers, body).addCallback(self._checked)
-
-    def _checked(self, response):
-        if response.code == 200:
-            return response
-        return self._upstream.read_error(response).addCallback(self._refused, response)
-
     def _refused(self, payload: bytes | None, response):
+        """
+        Raise the client's error for an upstream error answer.
+        """
         raise self._error(response, payload or b"")
 
     def _error(self, response, payload: bytes):

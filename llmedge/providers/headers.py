@@ -12,6 +12,11 @@ header would otherwise make the client's HTTP library refuse the whole
 answer; such a value is dropped, never the answer. Only the first value of
 a name is relayed: these headers have one.
 
+The headers are read as L{HeaderPairs}, the pairs of the head as the
+client parsed them (names lower-case), never put into a
+L{twisted.web.http_headers.Headers}: on the path of every answer that
+would check and clean each of them again for nothing.
+
 C{Retry-After} is not relayed but rebuilt (L{retry_after}): clients sleep on
 it, so it goes out as whole seconds, at least 1, whatever form the upstream
 used (seconds, fractional seconds, C{retry-after-ms}, an HTTP date).
@@ -23,7 +28,7 @@ import math
 import re
 from email.utils import parsedate_to_datetime
 
-from twisted.web.http_headers import Headers
+from llmedge.providers.client import HeaderPairs
 
 #: The upstream headers relayed, by exact (lower-case) name.
 RELAYED = frozenset(
@@ -56,21 +61,25 @@ def clean_value(value: bytes, limit: int = MAX_VALUE) -> bytes | None:
     return value.strip(b" \t")
 
 
-def relayed_headers(headers: Headers, limit: int = MAX_VALUE) -> tuple[tuple[bytes, bytes], ...]:
+def relayed_headers(headers: HeaderPairs,
+                    limit: int = MAX_VALUE) -> tuple[tuple[bytes, bytes], ...]:
     """
-    The upstream headers worth passing on to the client, checked.
+    The upstream headers worth passing on to the client, checked, in the
+    order their names first came; a name's later values are ignored, even
+    when its first is dropped.
     """
     found = []
-    for name, values in headers.getAllRawHeaders():
-        lower = name.lower()
-        if lower in RELAYED:
-            value = clean_value(values[0], limit)
+    seen: list[bytes] = []  # the relayed names met: two or three
+    for name, value in headers:
+        if name in RELAYED and name not in seen:
+            seen.append(name)
+            value = clean_value(value, limit)
             if value:
-                found.append((lower, value))
+                found.append((name, value))
     return tuple(found)
 
 
-def retry_after(headers: Headers, now: float) -> int | None:
+def retry_after(headers: HeaderPairs, now: float) -> int | None:
     """
     How many whole seconds the upstream asked clients to wait (at least 1,
     at most L{MAX_RETRY_AFTER}), or L{None} when it did not say in a form
@@ -80,7 +89,7 @@ def retry_after(headers: Headers, now: float) -> int | None:
     """
     seconds = None
     for name, scale in ((b"retry-after-ms", 0.001), (b"retry-after", 1.0)):
-        value = headers.getRawHeaders(name, [None])[0]
+        value = headers.get(name)
         if value is None or len(value) > 64:
             continue
         try:
@@ -102,7 +111,7 @@ _DURATION = re.compile(rb"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {b"ms": 0.001, b"s": 1.0, b"m": 60.0, b"h": 3600.0}
 
 
-def _reset(headers: Headers) -> float | None:
+def _reset(headers: HeaderPairs) -> float | None:
     """
     The wait OpenAI's C{x-ratelimit-reset-requests}/C{-tokens} say
     (durations such as C{1s}, C{250ms}, C{6m0s}): of the limits that are
@@ -110,12 +119,12 @@ def _reset(headers: Headers) -> float | None:
     """
     waits = {}
     for kind in (b"requests", b"tokens"):
-        value = headers.getRawHeaders(b"x-ratelimit-reset-" + kind, [None])[0]
+        value = headers.get(b"x-ratelimit-reset-" + kind)
         if value is None or len(value) > 32:
             continue
         parts = _DURATION.findall(value)
         if parts and b"".join(n + u for n, u in parts) == value.strip():
-            remaining = headers.getRawHeaders(b"x-ratelimit-remaining-" + kind, [b""])[0]
+            remaining = headers.get(b"x-ratelimit-remaining-" + kind, b"")
             waits[kind] = (sum(float(n) * _UNITS[u] for n, u in parts), remaining.strip() == b"0")
     if not waits:
         return None
@@ -133,7 +142,7 @@ def _date(value: bytes, now: float) -> float | None:
     return when.timestamp() - now
 
 
-def retry_after_header(headers: Headers, now: float) -> list[tuple[bytes, bytes]]:
+def retry_after_header(headers: HeaderPairs, now: float) -> list[tuple[bytes, bytes]]:
     """
     The C{Retry-After} header for the client, as L{retry_after} reads the
     upstream's; none when it said nothing usable.

@@ -29,13 +29,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from llmedge.dialects.chat import encode_request as encode_chat
 from llmedge.dialects.chat_reply import decode_reply as decode_chat_reply
 from llmedge.dialects.responses import usage_of as responses_usage
 from llmedge.errors import APIError
+from llmedge.jsonwire import sendable_bytes
 from llmedge.providers.base import EMBEDDINGS, Answer, Call, IProvider
 from llmedge.providers.chunks import ReplayStream, completion_chunks
 from llmedge.providers.events import UpstreamStream
@@ -130,19 +131,17 @@ class OpenAIProvider:
         self._upstream = upstream
         self._native_responses = responses
         if api_key:
-            upstream.headers[b"authorization"] = b"Bearer " + api_key.encode()
+            upstream.set_header(b"authorization", b"Bearer " + api_key.encode())
 
-    def _post(self, path: bytes, headers: dict[str, str], body: bytes) -> Deferred:
+    def _post(self, path: bytes, headers: dict[str, str], body: bytes, answered,
+              *args) -> Deferred:
         """
-        POST C{body} to the API's C{path}: fires with a 200 response, or
-        fails with the client's error for any other status.
+        POST C{body} to the API's C{path}: a 200 response goes to
+        C{answered(response, *args)}; any other status fails with the
+        client's error (L{Upstream.exchange}).
         """
-        return self._upstream.post(self._base + path, headers, body).addCallback(self._checked)
-
-    def _checked(self, response):
-        if response.code == 200:
-            return response
-        return self._upstream.read_error(response).addCallback(self._refused, response)
+        return self._upstream.exchange(self._base + path, headers, body, self._refused,
+                                       answered, *args)
 
     def _refused(self, payload: bytes | None, response):
         raise error_from_openai(self.name, response.code, payload,
@@ -159,49 +158,63 @@ class OpenAIProvider:
     def count_tokens(self, call: Call, model: str) -> Deferred:
         return succeed(None)  # no such endpoint in OpenAI's API: llmedge estimates
 
-    @inlineCallbacks
-    def converse(self, call: Call, model: str):
+    def converse(self, call: Call, model: str) -> Deferred:
         """
         Answer a client of another dialect through chat completions, the
         one endpoint every OpenAI-compatible server has: the conversation
         is encoded as a chat request, and the answer decoded into reply
         events for the client's codec.
         """
-        conversation = call.conversation
-        conversation.refuse_unsupported()
-        body = json.dumps(encode_chat(conversation, model)).encode("utf-8")
+        try:
+            conversation = call.conversation
+            conversation.refuse_unsupported()
+            body = sendable_bytes(encode_chat(conversation, model))
+        except Exception:
+            return fail()
+        return self._post(b"/chat/completions", call.headers, body, self._conversed,
+                          conversation.stream)
+
+    def _conversed(self, response, stream: bool):
         upstream = self._upstream
-        response = yield self._post(b"/chat/completions", call.headers, body)
         headers = upstream.relayed(response)
-        if conversation.stream and upstream.streams(response):
+        if stream and upstream.streams(response):
             return reply_stream(UpstreamStream(self.name, response, ChatEvents(), headers,
                                                max_event=upstream.bounds.event))
-        _, document = yield upstream.read_json(response)
-        try:
-            reply = decode_chat_reply(document)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise self._not_an_answer(document) from None
-        return replayed(reply, headers) if conversation.stream else reply
+        return upstream.with_json(response, self._reply, stream, headers)
 
-    @inlineCallbacks
-    def _pass_responses(self, call: Call, model: str):
+    def _reply(self, read: tuple[bytes, dict], stream: bool, headers):
+        try:
+            reply = decode_chat_reply(read[1])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise self._not_an_answer(read[1]) from None
+        return replayed(reply, headers) if stream else reply
+
+    def _pass_responses(self, call: Call, model: str) -> Deferred:
         """
         A Responses request to a server that serves C{/responses} itself:
         sent as the client sent it, answered byte for byte.
         """
         body = call.raw
         if model != call.model or not body:
-            body = json.dumps({**call.body, "model": model}).encode("utf-8")
+            try:
+                body = sendable_bytes({**call.body, "model": model})
+            except Exception:
+                return fail()
+        return self._post(b"/responses", call.headers, body, self._responded, call.stream)
+
+    def _responded(self, response, stream: bool):
         upstream = self._upstream
-        response = yield self._post(b"/responses", call.headers, body)
         headers = upstream.relayed(response)
-        if call.stream and upstream.streams(response):
+        if stream and upstream.streams(response):
             return UpstreamStream(self.name, response, ResponsesPassThrough(), headers,
                                   max_event=upstream.bounds.event)
-        payload, document = yield upstream.read_json(response)
+        return upstream.with_json(response, self._response, stream, headers)
+
+    def _response(self, read: tuple[bytes, dict], stream: bool, headers) -> Answer:
+        payload, document = read
         if document.get("object") != "response":
             raise self._not_an_answer(document)
-        if call.stream:
+        if stream:
             raise malformed(self.name, "an answer that is not a stream")
         return Answer(payload, responses_usage(document), headers, document)
 
@@ -229,24 +242,37 @@ class OpenAIProvider:
                 strip_usage = True
         if not changes and call.raw:
             return call.raw, False
-        return json.dumps({**body, **changes}).encode("utf-8"), strip_usage
+        return sendable_bytes({**body, **changes}), strip_usage
 
-    @inlineCallbacks
-    def _call(self, path: bytes, call: Call, model: str):
-        body, strip_usage = self._body(call, model)
+    def _call(self, path: bytes, call: Call, model: str) -> Deferred:
+        """
+        A request of the client's own dialect, sent as it came but for
+        what L{_body} changes; the answer relayed as it comes.
+
+        Plain callbacks (L{Upstream.exchange}), not L{inlineCallbacks}:
+        this is the path of every proxied request, where a generator driven
+        through Deferreds cost more than the callbacks it stands for.
+        """
+        try:
+            body, strip_usage = self._body(call, model)
+        except Exception:
+            return fail()
+        return self._post(path, call.headers, body, self._called, call, strip_usage)
+
+    def _called(self, response, call: Call, strip_usage: bool):
         upstream = self._upstream
-        response = yield self._post(path, call.headers, body)
         headers = upstream.relayed(response)
         if call.stream and call.endpoint != EMBEDDINGS:
             if upstream.streams(response):
                 return UpstreamStream(self.name, response, ChunkRelay(strip_usage), headers,
                                       max_event=upstream.bounds.event)
             # A server that ignored "stream": its whole answer, streamed.
-            _, document = yield upstream.read_json(response)
-            return self._replay(document, not strip_usage, headers)
-        payload, document = yield upstream.read_json(response)
-        if not isinstance(document.get("data" if call.endpoint == EMBEDDINGS else "choices"),
-                          list):
+            return upstream.with_json(response, self._replay, not strip_usage, headers)
+        return upstream.with_json(response, self._answer, call.endpoint, headers)
+
+    def _answer(self, read: tuple[bytes, dict], endpoint: str, headers) -> Answer:
+        payload, document = read
+        if not isinstance(document.get("data" if endpoint == EMBEDDINGS else "choices"), list):
             raise self._not_an_answer(document)
         return Answer(payload, document.get("usage"), headers, document)
 
@@ -265,11 +291,13 @@ class OpenAIProvider:
                               f"Provider '{self.name}' answered with an error: {said}",
                               "upstream_error")
 
-    def _replay(self, document: dict, include_usage: bool, headers) -> ReplayStream:
+    def _replay(self, read: tuple[bytes, dict], include_usage: bool, headers) -> ReplayStream:
         """
-        The stream a complete answer stands for, for a client that asked for
-        a stream from a server that answered in one piece.
+        The stream a complete answer (C{read}, its bytes and document)
+        stands for, for a client that asked for a stream from a server that
+        answered in one piece.
         """
+        document = read[1]
         if not isinstance(document.get("choices"), list):
             raise self._not_an_answer(document)
         try:

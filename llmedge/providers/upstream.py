@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.unit.test_upstream -*-
 """
 Talking HTTP to upstream providers: the shared connection pool, one POST
-with a first-byte timeout, answers read within their bounds (L{Bounds}),
-and the headers worth passing on; failures become errors a client can act
-on (L{llmedge.providers.upstream_errors}).
+with a first-byte timeout (L{llmedge.providers.upstream_request}), answers
+read within their bounds (L{Bounds}), and the headers worth passing on;
+failures become errors a client can act on
+(L{llmedge.providers.upstream_errors}).
 
 One L{ConnectionPool} serves every provider of the process, so connections
 to a provider are reused across requests (the TLS handshake is paid once,
@@ -18,31 +19,28 @@ llmedge needs none of it.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IResponse
 
-from llmedge import __version__
-from llmedge.providers.client import ConnectionPool, HTTP11Client, discard, read_body
+from llmedge.jsonwire import loads
+from llmedge.providers.client import ConnectionPool, HTTP11Client, body_here, discard, read_body
 from llmedge.providers.headers import MAX_VALUE, relayed_headers, retry_after_header
-from llmedge.providers.upstream_errors import (
-    first_byte_timeout,
-    from_failure,
-    malformed,
-    upstream_error,
-)
+from llmedge.providers.upstream_errors import from_failure, malformed, upstream_error
+from llmedge.providers.upstream_request import USER_AGENT, FirstByte, ProviderHeaders
 
 __all__ = [
-    "Bounds", "Upstream", "is_json", "make_client", "make_pool", "media_type", "post",
+    "USER_AGENT", "Bounds", "Upstream", "is_json", "make_client", "make_pool", "media_type",
     "tls_policy", "upstream_error",
 ]
 
-USER_AGENT = f"llmedge/{__version__}".encode()
 
 @dataclass(frozen=True)
 class Bounds:
@@ -101,48 +99,12 @@ def make_client(
     return HTTP11Client(reactor, pool, connect_timeout, policy)
 
 
-def post(
-    client: HTTP11Client,
-    clock: IReactorTime,
-    provider: str,
-    url: bytes,
-    headers: dict[bytes, bytes],
-    body: bytes,
-    first_byte: float,
-) -> Deferred[IResponse]:
-    """
-    POST C{body} and fire with the response once its headers arrived.
-
-    Fails with a 502 L{APIError} when no response comes or what comes is
-    not HTTP (L{from_failure} tells which), or a 504 when its headers take
-    longer than C{first_byte} seconds. Cancelling the Deferred closes the
-    connection.
-    """
-    request_headers = {b"user-agent": USER_AGENT, b"content-type": b"application/json"}
-    request_headers.update(headers)
-    d = client.request(b"POST", url, request_headers, body)
-
-    def timed_out(result, timeout):
-        # The timeout cancelled the request (CancelledError): name the
-        # real cause here.
-        raise first_byte_timeout(provider, first_byte)
-
-    d.addTimeout(first_byte, clock, onTimeoutCancel=timed_out)
-
-    def failed(reason: Failure):
-        if reason.check(CancelledError):
-            return reason
-        raise from_failure(provider, reason)
-
-    return d.addErrback(failed)
-
-
 def media_type(response: IResponse) -> bytes | None:
     """
     The response's media type, lower-case and without parameters
     (C{b"text/event-stream"}), or L{None} when it names none.
     """
-    value = response.headers.getRawHeaders(b"content-type", [None])[0]
+    value = response.headers.get(b"content-type")
     if value is None:
         return None
     return value.split(b";", 1)[0].strip().lower() or None
@@ -160,6 +122,9 @@ class Upstream:
     What every HTTP provider shares: its name, HTTP client, clock, the
     headers it sends with every request (its key among them), its
     first-byte timeout and the bounds on what it may send back.
+
+    The provider's headers are the same for every request: their lines are
+    rendered once, not per request (L{ProviderHeaders}).
     """
 
     def __init__(
@@ -176,17 +141,67 @@ class Upstream:
         self.clock = clock
         self.first_byte = first_byte_timeout
         self.bounds = bounds
-        self.headers = {k.lower().encode(): v.encode() for k, v in (headers or {}).items()}
+        self._headers = ProviderHeaders(headers)
+
+    @property
+    def headers(self) -> MappingProxyType:
+        """
+        The headers sent with every request (L{USER_AGENT} and the JSON
+        content type unless configured otherwise), by lower-case name,
+        read-only: L{set_header} changes them.
+        """
+        return self._headers.view
+
+    def set_header(self, name: bytes, value: bytes) -> None:
+        """
+        Send C{value} as C{name} (lower-case) with every request from now on.
+        """
+        self._headers.set(name, value)
 
     def post(self, url: bytes, call_headers: dict[str, str], body: bytes) -> Deferred[IResponse]:
         """
         POST C{body} to C{url} with the provider's headers and the call's
-        own (request id, trace context).
+        own (request id, trace context; these win over the provider's of
+        the same name), and fire with the response once its head arrived.
+
+        Fails with a 502 L{APIError} when no response comes or what comes is
+        not HTTP (L{from_failure} tells which), or a 504 when its head takes
+        longer than C{first_byte_timeout} seconds. Cancelling the Deferred
+        closes the connection.
         """
-        headers = dict(self.headers)
-        for name, value in call_headers.items():
-            headers[name.encode("latin-1")] = value.encode("latin-1")
-        return post(self._client, self.clock, self.name, url, headers, body, self.first_byte)
+        try:
+            lines, headers = self._headers.lines(call_headers)
+        except ValueError:  # a configured name the client writes itself
+            return fail(from_failure(self.name, Failure()))
+        d = self._client.request(b"POST", url, headers, body, lines)
+        deadline = FirstByte(self.name, self.clock, self.first_byte, d)
+        return d.addCallbacks(deadline.arrived, deadline.failed)
+
+    def exchange(self, url: bytes, call_headers: dict[str, str], body: bytes,
+                 refused: Callable[[bytes | None, IResponse], Any],
+                 answered: Callable[..., Any], *args: Any) -> Deferred:
+        """
+        L{post}, then the answer: a 200 response goes to C{answered(response,
+        *args)}, another status's error body (L{read_error}) to
+        C{refused(body, response)}, which raises the client's error.
+
+        Plain callbacks, not L{inlineCallbacks}, on the path of every
+        request; the Deferred returned still fires once, with what
+        C{answered} gives (its Deferred's result when it gives one), and is
+        not called before: cancelling it at any time, as a client that
+        goes away does, cancels what is under way (the request, or the
+        reading of its answer).
+        """
+        head = self.post(url, call_headers, body).addCallback(
+            self._answered, refused, answered, args)
+        done: Deferred = Deferred(lambda _: head.cancel())
+        head.chainDeferred(done)
+        return done
+
+    def _answered(self, response: IResponse, refused, answered, args: tuple):
+        if response.code == 200:
+            return answered(response, *args)
+        return self.read_error(response).addCallback(refused, response)
 
     def read_json(self, response: IResponse) -> Deferred[tuple[bytes, dict]]:
         """
@@ -200,9 +215,24 @@ class Upstream:
         """
         return read_body(response, self.bounds.response).addCallbacks(self._parse, self._failed)
 
+    def with_json(self, response: IResponse, then: Callable[..., Any], *args: Any) -> Any:
+        """
+        C{then(read, *args)}, C{read} what L{read_json} gives: called at once
+        and its result returned when the body is all here already (most
+        answers arrive with their head), which costs no Deferred; a
+        Deferred of its result otherwise. For callbacks, which may return
+        either.
+
+        @raise APIError: as L{read_json} fails.
+        """
+        payload = body_here(response, self.bounds.response)
+        if payload is None:
+            return self.read_json(response).addCallback(then, *args)
+        return then(self._parse(payload), *args)
+
     def _parse(self, payload: bytes) -> tuple[bytes, dict]:
         try:
-            document = json.loads(payload)
+            document = loads(payload, constants=True)
         except (ValueError, RecursionError):
             document = None
         if not isinstance(document, dict):

@@ -7,8 +7,10 @@ fake upstream on a real loopback socket.
 
 from __future__ import annotations
 
+import re
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 from twisted.internet import error as net
 from twisted.internet.defer import CancelledError
 from twisted.internet.protocol import Protocol
@@ -23,14 +25,13 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
 from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss
-from twisted.web.http_headers import Headers
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 
 from llmedge.providers.client import MAX_BUFFER, ConnectionPool, HTTP11Client
 from llmedge.providers.client import MAX_HEAD, MalformedResponse
-from llmedge.providers.client import read_body
+from llmedge.providers.client import BodyTooLarge, body_here, read_body
 from llmedge.providers.upstream_errors import from_failure, unreachable
 
 URL = b"http://example.com:8080/v1/chat/completions"
@@ -223,16 +224,38 @@ def test_headers_are_case_insensitive_with_every_value():
     up = Upstreams()
     d, _, _ = up.exchange(b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-A:  2 \r\nContent-Length: 0\r\n\r\n")
     headers = d.result.headers
-    assert isinstance(headers, Headers)
-    assert headers.getRawHeaders(b"x-a") == [b"1", b"2"]
-    assert headers.getRawHeaders(b"X-A") == [b"1", b"2"]
+    assert headers.get_all(b"x-a") == [b"1", b"2"]
+    assert headers.get_all(b"X-A") == [b"1", b"2"]
+    assert headers.get(b"X-a") == b"1"
+
+
+def test_headers_are_the_head_s_pairs_in_order_names_lower_cased():
+    up = Upstreams()
+    d, _, _ = up.exchange(b"HTTP/1.1 200 OK\r\nX-B: 1\r\nx-a: 2\r\nX-B:\t3\r\n"
+                          b"Content-Length: 0\r\n\r\n")
+    assert list(d.result.headers) == [(b"x-b", b"1"), (b"x-a", b"2"), (b"x-b", b"3")]
+
+
+def test_a_header_not_sent_has_no_value():
+    up = Upstreams()
+    d, _, _ = up.exchange(OK)
+    assert d.result.headers.get(b"retry-after") is None
+    assert d.result.headers.get(b"retry-after", b"") == b""
+    assert d.result.headers.get_all(b"retry-after") == []
+
+
+def test_header_values_are_kept_as_sent_but_for_surrounding_blanks():
+    up = Upstreams()
+    d, _, _ = up.exchange(b"HTTP/1.1 200 OK\r\nX-A: \t a\x00b\rc \t\r\n"
+                          b"X-B:\r\nContent-Length: 0\r\n\r\n")
+    assert list(d.result.headers) == [(b"x-a", b"a\x00b\rc"), (b"x-b", b"")]
 
 
 def test_connection_control_headers_stay_out_of_the_response_headers():
     up = Upstreams()
     d, _, _ = up.exchange(OK)
-    assert d.result.headers.getRawHeaders(b"content-length") is None
-    assert d.result.headers.getRawHeaders(b"content-type") == [b"application/json"]
+    assert d.result.headers.get(b"content-length") is None
+    assert list(d.result.headers) == [(b"content-type", b"application/json")]
 
 
 def test_chunked_body_is_dechunked_and_trailers_ignored():
@@ -257,6 +280,94 @@ def test_a_response_split_anywhere_reads_the_same(response, body):
         protocol.dataReceived(response[split:])
         assert body_of(d) == body, split
         assert up.pool.take((b"http", b"example.com", 8080)) is not None, split
+
+
+_chunks = st.lists(st.tuples(
+    st.binary(min_size=1, max_size=40),                     # the chunk's data
+    st.sampled_from([b"", b";a=b", b" ", b"\t;x", b";q=\"\r\""]),  # what follows its size
+    st.sampled_from([b"\r\n", b"\n", b"\r\r\n"]),            # its size line's end
+    st.booleans(),                                           # size in upper-case hex
+), max_size=6)
+
+
+def _chunked(chunks, trailers):
+    out = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"]
+    for data, extension, eol, upper in chunks:
+        size = b"%X" % len(data) if upper else b"%x" % len(data)
+        out.append(size + extension + eol + data + b"\r\n")
+    out.append(b"0\r\n" + trailers + b"\r\n")
+    return b"".join(out)
+
+
+def _read_in(response, pieces):
+    """
+    What a client reading C{response} in C{pieces} gets: the body, or the
+    failure's type, and whether the connection went back to the pool.
+    """
+    up = Upstreams()
+    d = up.request()
+    protocol, _ = up.accept()
+    reader = Body()
+    for piece in pieces:
+        protocol.dataReceived(piece)
+        if d.called and reader.transport is None:
+            d.result.deliverBody(reader)
+    if reader.reason is None:
+        return None, False
+    outcome = reader.data if reader.reason.check(ResponseDone) else type(reader.reason.value)
+    return outcome, up.pool.take((b"http", b"example.com", 8080)) is not None
+
+
+@given(_chunks, st.sampled_from([b"", b"X-T: 1\r\n"]), st.data())
+@settings(max_examples=200, deadline=None)
+def test_a_chunked_body_reads_the_same_however_it_is_split(chunks, trailers, data):
+    response = _chunked(chunks, trailers)
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(response) - 1), max_size=8)))
+    pieces = [response[a:b] for a, b in zip([0, *cuts], [*cuts, len(response)])]
+    whole = b"".join(chunk for chunk, _, _, _ in chunks)
+    assert _read_in(response, pieces) == (whole, True)
+    assert _read_in(response, [response]) == (whole, True)
+
+
+@given(_chunks, st.integers(0, 10_000), st.binary(min_size=1, max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_a_broken_chunked_body_fails_the_same_however_it_arrives(chunks, where, junk):
+    response = _chunked(chunks, b"")
+    head = response.index(b"\r\n\r\n") + 4
+    at = head + where % (len(response) - head)
+    broken = response[:at] + junk + response[at:]
+    at_once = _read_in(broken, [broken])
+    byte_by_byte = _read_in(broken, [broken[i:i + 1] for i in range(len(broken))])
+    assert at_once == byte_by_byte
+
+
+#: What a chunk-size line is (RFC 9112 7.1, blanks before an extension
+#: allowed): up to 15 hex digits, blanks, an optional extension; CRs
+#: before its LF ignored.
+_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\n]*)?\Z")
+
+
+@given(st.lists(st.sampled_from([b"0", b"7", b"a", b"F", b" ", b"\t", b";", b"\r", b"x", b"="]),
+                min_size=1, max_size=20).map(b"".join))
+@example(b"0" * 16)
+@example(b"00000000000000a")
+@example(b"1\r ")
+@example(b"a ;x=\r\r")
+@settings(max_examples=500, deadline=None)
+def test_a_chunk_size_line_is_read_as_the_rfc_says(line):
+    spec = _SIZE_LINE.match(line.rstrip(b"\r"))
+    size = int(spec.group(1), 16) if spec else 0
+    if size > 64:
+        return  # a size read right, too large to send here
+    response = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + line + b"\n" + b"d" * size + b"\r\n0\r\n\r\n")
+    outcome, _ = _read_in(response, [response])
+    if spec is None:
+        assert outcome is ResponseFailed
+    elif size:
+        assert outcome == b"d" * size
+    else:
+        assert outcome is None or outcome == b""  # the last chunk: the rest is trailers
 
 
 @pytest.mark.parametrize("response", [CHUNKED, OK])
@@ -311,6 +422,12 @@ def test_no_body_after_head_204_and_304(method, status):
     assert up.pool.take((b"http", b"example.com", 8080)) is not None
 
 
+def test_the_length_of_a_head_answer_is_among_its_headers():
+    up = Upstreams()
+    d, _, _ = up.exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", method=b"HEAD")
+    assert d.result.headers.get_all(b"content-length") == [b"5"]
+
+
 def test_informational_responses_are_skipped():
     up = Upstreams()
     d, _, _ = up.exchange(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
@@ -337,6 +454,20 @@ def test_a_malformed_head_fails_the_request_and_closes(head):
     assert transport.disconnecting
     assert unreachable("up", failure).status == 502
     assert up.pool._idle == {}
+
+
+@pytest.mark.parametrize("lines,what", [
+    (b"X-A: 1\r\nno colon\r\nX-B: 2\r\n", "a header line without a colon"),
+    (b"X-A: 1\r\n: no name\r\n", "a header name that is not a token"),
+    (b"X-A: 1\r\nBad Name: x\r\nno colon\r\n", "a header name that is not a token"),
+    (b"X-A: 1\r\nX-\xc3\xa9: x\r\n", "a header name that is not a token"),
+])
+def test_a_malformed_header_line_is_named(lines, what):
+    up = Upstreams()
+    d, _, _ = up.exchange(b"HTTP/1.1 200 OK\r\n" + lines + b"\r\n")
+    failure = d.result
+    d.addErrback(lambda _: None)
+    assert str(failure.value.reasons[0].value) == what
 
 
 def test_a_head_larger_than_the_bound_fails():
@@ -656,3 +787,71 @@ def test_read_body_reads_any_response():
             protocol.connectionLost(Failure(ResponseDone()))
 
     assert read_body(Canned()).result == b"canned"
+
+
+# body_here
+
+
+def test_a_body_already_here_is_taken_without_a_deferred():
+    up = Upstreams()
+    d, _, _ = up.exchange(OK)
+    assert body_here(d.result) == b'{"a":1}'
+    assert up.pool.take((b"http", b"example.com", 8080)) is not None
+
+
+def test_a_body_is_taken_here_once():
+    up = Upstreams()
+    d, _, _ = up.exchange(OK)
+    body_here(d.result)
+    assert body_here(d.result) is None
+
+
+def test_a_body_ended_by_the_close_is_whole_here():
+    up = Upstreams()
+    d, protocol, _ = up.exchange(b"HTTP/1.0 200 OK\r\n\r\nall")
+    assert body_here(d.result) is None
+    protocol.connectionLost(Failure(net.ConnectionDone()))
+    assert body_here(d.result) == b"all"
+
+
+def test_a_body_still_coming_is_left_for_read_body():
+    up = Upstreams()
+    d, protocol, _ = up.exchange(OK[:-3])
+    assert body_here(d.result) is None
+    body = read_body(d.result)
+    protocol.dataReceived(OK[-3:])
+    assert body.result == b'{"a":1}'
+
+
+def test_a_body_over_the_limit_is_left_for_read_body_to_refuse():
+    up = Upstreams()
+    d, _, _ = up.exchange(OK)
+    assert body_here(d.result, limit=6) is None
+    body = read_body(d.result, limit=6)
+    assert body.result.check(BodyTooLarge)
+    body.addErrback(lambda _: None)
+
+
+def test_a_body_that_failed_is_left_for_read_body_to_tell():
+    up = Upstreams()
+    d, protocol, _ = up.exchange(OK[:-3])
+    protocol.connectionLost(Failure(net.ConnectionLost()))
+    assert body_here(d.result) is None
+    body = read_body(d.result)
+    assert body.result.check(ResponseFailed)
+    body.addErrback(lambda _: None)
+
+
+def test_a_body_given_to_a_protocol_is_not_here():
+    up = Upstreams()
+    d, _, _ = up.exchange(OK)
+    d.result.deliverBody(Body())
+    assert body_here(d.result) is None
+
+
+def test_only_the_client_s_own_responses_have_a_body_here():
+    class Canned:
+        def deliverBody(self, protocol):
+            raise AssertionError("read")
+
+    assert body_here(Canned()) is None

@@ -13,7 +13,6 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseFailed
-from twisted.web.http_headers import Headers
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -21,6 +20,7 @@ from llmedge.providers.client import (
     MAX_BUFFER,
     MAX_HEAD,
     BodyTooLarge,
+    HeaderPairs,
     HeadTooLarge,
     IBodySink,
     IBodySource,
@@ -234,7 +234,7 @@ class Source:
 
 
 def started_response():
-    response = Response((b"HTTP", 1, 1), 200, b"OK", Headers())
+    response = Response((b"HTTP", 1, 1), 200, b"OK", HeaderPairs())
     source = Source()
     response.bodyStarted(source)
     return response, source
@@ -314,7 +314,7 @@ def test_read_body_with_a_limit_reads_any_response():
     b"0\r\n" + b"X-Trailer: t\r\n" * 100,  # trailers that never end
 ])
 def test_chunk_lines_and_trailers_are_bounded(endless):
-    from llmedge.providers.client.connection import MAX_CHUNK_LINE
+    from llmedge.providers.client.chunked import MAX_CHUNK_LINE
 
     up = Upstreams()
     d, protocol, transport = up.exchange(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")

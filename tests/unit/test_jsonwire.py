@@ -11,7 +11,7 @@ import pytest
 
 from hypothesis import given, settings, strategies as st
 
-from llmedge.jsonwire import json_bytes, loads
+from llmedge.jsonwire import json_bytes, loads, sendable_bytes
 
 
 def lenient(data: bytes):
@@ -108,3 +108,8 @@ def test_with_constants_fails_as_json_loads_fails_on_any_bytes(data):
 ], ids=repr)
 def test_with_constants_gives_what_json_loads_gives(data):
     assert outcome(lenient, data) == outcome(json.loads, data)
+
+
+def test_a_body_sent_upstream_goes_even_with_a_lone_surrogate():
+    assert sendable_bytes({"x": "é"}) == '{"x":"é"}'.encode()
+    assert json.loads(sendable_bytes({"x": "a\ud800"})) == {"x": "a\ud800"}

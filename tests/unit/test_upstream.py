@@ -13,6 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseDone, ResponseNeverReceived
 
+from llmedge.errors import APIError
 from llmedge.providers.base import Call
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.openai import ChunkRelay, OpenAIProvider, error_from_openai
@@ -231,19 +232,42 @@ class Wire:
     An L{Upstream} over the real HTTP client, its socket a L{StringTransport}.
     """
 
-    def __init__(self, first_byte=60.0, bounds=Bounds()):
+    def __init__(self, first_byte=60.0, bounds=Bounds(), headers=None):
         self.reactor = Reactor()
-        client = HTTP11Client(self.reactor, ConnectionPool(self.reactor), 5.0)
-        self.upstream = Upstream("up", client, self.reactor, {"X-Api-Key": "sk-up"}, first_byte,
-                                 bounds)
+        self.pool = ConnectionPool(self.reactor, idle_timeout=240.0)
+        client = HTTP11Client(self.reactor, self.pool, 5.0)
+        self.upstream = Upstream("up", client, self.reactor,
+                                 {"X-Api-Key": "sk-up"} if headers is None else headers,
+                                 first_byte, bounds)
 
-    def post(self, body=b"{}"):
-        d = self.upstream.post(b"http://example.com/v1/messages", {"x-request-id": "r1"}, body)
-        _, _, factory, _, _ = self.reactor.tcpClients[-1]
-        self.protocol = factory.buildProtocol(None)
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
+    def post(self, body=b"{}", headers=None):
+        """
+        POST on a new connection, or the one idle in the pool.
+        """
+        if headers is None:
+            headers = {"x-request-id": "r1"}
+        connections = len(self.reactor.tcpClients)
+        d = self.upstream.post(b"http://example.com/v1/messages", headers, body)
+        if len(self.reactor.tcpClients) > connections:
+            _, _, factory, _, _ = self.reactor.tcpClients[-1]
+            self.protocol = factory.buildProtocol(None)
+            self.transport = StringTransport()
+            self.protocol.makeConnection(self.transport)
         return d
+
+    def sent_headers(self):
+        """
+        The header lines of the last request sent, in order.
+        """
+        head = self.transport.value().split(b"\r\n\r\n")[-2].split(b"\r\n")
+        return head[1:]
+
+    def timers(self):
+        """
+        When the timers still pending are due, but for the pool's idle one.
+        """
+        idle = self.pool._timer
+        return [call.getTime() for call in self.reactor.getDelayedCalls() if call is not idle]
 
 
 def test_post_sends_the_provider_and_call_headers():
@@ -254,6 +278,82 @@ def test_post_sends_the_provider_and_call_headers():
     assert set(head[1:]) == {b"Host: example.com", b"User-Agent: " + USER_AGENT,
                              b"Content-Type: application/json", b"X-Api-Key: sk-up",
                              b"X-Request-Id: r1", b"Content-Length: 7"}
+
+
+def test_provider_headers_go_with_every_request_and_follow_a_change():
+    wire = Wire()
+    wire.post()
+    wire.protocol.dataReceived(b"HTTP/1.1 204 No Content\r\n\r\n")
+    wire.upstream.set_header(b"x-api-key", b"sk-new")
+    wire.transport.clear()
+    wire.post()
+    assert b"X-Api-Key: sk-new" in wire.sent_headers()
+    assert b"X-Api-Key: sk-up" not in wire.sent_headers()
+
+
+def test_a_call_header_wins_over_the_provider_s_of_the_same_name():
+    wire = Wire(headers={"Anthropic-Version": "2023-06-01"})
+    wire.post(headers={"anthropic-version": "2099-01-01", "x-request-id": "r1"})
+    lines = wire.sent_headers()
+    assert [line for line in lines if line.startswith(b"Anthropic-Version")] == [
+        b"Anthropic-Version: 2099-01-01"]
+    assert b"User-Agent: " + USER_AGENT in lines
+
+
+def test_the_provider_s_header_is_back_for_a_call_without_its_own():
+    wire = Wire(headers={"Anthropic-Version": "2023-06-01"})
+    wire.post(headers={"anthropic-version": "2099-01-01"})
+    wire.protocol.dataReceived(b"HTTP/1.1 204 No Content\r\n\r\n")
+    wire.transport.clear()
+    wire.post(headers={"x-request-id": "r2"})
+    assert b"Anthropic-Version: 2023-06-01" in wire.sent_headers()
+
+
+def test_configured_headers_may_replace_the_user_agent():
+    wire = Wire(headers={"User-Agent": "mine/1"})
+    wire.post()
+    agents = [line for line in wire.sent_headers() if line.startswith(b"User-Agent")]
+    assert agents == [b"User-Agent: mine/1"]
+
+
+def test_the_provider_headers_are_changed_only_through_set_header():
+    upstream = Wire().upstream
+    assert upstream.headers[b"x-api-key"] == b"sk-up"
+    with pytest.raises(TypeError):
+        upstream.headers[b"x-api-key"] = b"sk-other"
+
+
+def test_a_configured_header_the_client_writes_itself_fails_without_connecting():
+    wire = Wire(headers={"Host": "elsewhere"})
+    d = wire.upstream.post(b"http://example.com/v1/messages", {}, b"{}")
+    error = d.result.value
+    d.addErrback(lambda _: None)
+    assert (error.status, error.code) == (502, "upstream_unreachable")
+    assert wire.reactor.tcpClients == []
+    assert wire.timers() == []
+
+
+def test_the_first_byte_timer_stops_when_the_head_arrives():
+    wire = Wire(first_byte=5.0)
+    d = wire.post()
+    assert wire.timers() == [wire.reactor.seconds() + 5.0]
+    wire.protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    assert wire.timers() == []
+    wire.reactor.advance(5)
+    assert d.result.code == 200
+    assert not wire.transport.disconnecting
+
+
+@pytest.mark.parametrize("end", ["lost", "cancelled"])
+def test_the_first_byte_timer_stops_when_the_request_fails(end):
+    wire = Wire(first_byte=5.0)
+    d = wire.post()
+    if end == "lost":
+        wire.protocol.connectionLost(Failure(net.ConnectionLost()))
+    else:
+        d.cancel()
+    assert wire.timers() == []
+    d.addErrback(lambda _: None)
 
 
 def test_post_without_a_first_byte_in_time_is_a_504_and_closes():
@@ -383,3 +483,40 @@ def test_a_200_that_is_not_an_answer_is_a_502(body, code):
     error = d.result.value
     d.addErrback(lambda _: None)
     assert (error.status, error.code, error.retryable) == (502, code, True)
+
+
+
+def test_with_json_goes_on_at_once_for_an_answer_already_here():
+    wire = Wire()
+    d = wire.post()
+    wire.protocol.dataReceived(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"id": "x"}')
+    went_on = wire.upstream.with_json(d.result, lambda read, tag: (tag, read), "t")
+    assert went_on == ("t", (b'{"id": "x"}', {"id": "x"}))
+
+
+def test_with_json_goes_on_once_the_rest_of_the_answer_came():
+    wire = Wire()
+    d = wire.post()
+    wire.protocol.dataReceived(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"id"')
+    went_on = wire.upstream.with_json(d.result, lambda read, tag: (tag, read), "t")
+    assert not went_on.called
+    wire.protocol.dataReceived(b': "x"}')
+    assert went_on.result == ("t", (b'{"id": "x"}', {"id": "x"}))
+
+
+def test_with_json_refuses_an_answer_already_here_that_is_not_json():
+    wire = Wire()
+    d = wire.post()
+    wire.protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<html>")
+    with pytest.raises(APIError) as raised:
+        wire.upstream.with_json(d.result, lambda read: read)
+    assert raised.value.code == "upstream_malformed_response"
+
+
+def test_with_json_refuses_an_answer_over_the_bound():
+    wire = Wire(bounds=Bounds(response=5))
+    d = wire.post()
+    wire.protocol.dataReceived(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"id": "x"}')
+    went_on = wire.upstream.with_json(d.result, lambda read: read)
+    assert went_on.result.value.code == "upstream_response_too_large"
+    went_on.addErrback(lambda _: None)

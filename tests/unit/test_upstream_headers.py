@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, strategies as st
-from twisted.web.http_headers import Headers
-
+from llmedge.providers.client import HeaderPairs
 from llmedge.providers.headers import (
     MAX_RETRY_AFTER,
     RELAYED,
@@ -21,10 +20,10 @@ NOW = 1_700_000_000.0
 
 
 def headers(*pairs):
-    h = Headers()
-    for name, value in pairs:
-        h.addRawHeader(name, value)
-    return h
+    """
+    Headers as the client parses them: names lower-cased, in order.
+    """
+    return HeaderPairs([(name.lower(), value) for name, value in pairs])
 
 
 def test_rate_limit_and_processing_headers_are_relayed():
@@ -67,6 +66,25 @@ def test_only_the_first_value_of_a_name_is_relayed():
     found = relayed_headers(headers(
         (b"x-ratelimit-limit-requests", b"1"), (b"x-ratelimit-limit-requests", b"2")))
     assert found == ((b"x-ratelimit-limit-requests", b"1"),)
+
+
+def test_a_name_whose_first_value_is_dropped_is_not_relayed_at_all():
+    found = relayed_headers(headers(
+        (b"x-ratelimit-limit-requests", b"1\x00"), (b"x-ratelimit-limit-requests", b"2")))
+    assert found == ()
+
+
+def test_relayed_headers_keep_the_order_their_names_first_came_in():
+    found = relayed_headers(headers(
+        (b"x-ratelimit-reset-tokens", b"1s"), (b"openai-processing-ms", b"3"),
+        (b"x-ratelimit-reset-tokens", b"2s"), (b"x-ratelimit-limit-tokens", b"9")))
+    assert [name for name, _ in found] == [
+        b"x-ratelimit-reset-tokens", b"openai-processing-ms", b"x-ratelimit-limit-tokens"]
+
+
+def test_a_value_with_a_bare_carriage_return_is_dropped():
+    # The client keeps values as sent; a CR inside one is a control byte.
+    assert relayed_headers(headers((b"openai-processing-ms", b"1\r2"))) == ()
 
 
 def test_every_relayed_name_is_lower_case_and_specific():

@@ -18,10 +18,17 @@ The package, one idea a module:
     timer) and L{HTTP11Client} (a provider's client: URL parsed once, the
     request written in one send);
   - L{connection}: one connection; the response head parsed in one pass,
-    bodies decoded by slicing, every buffer bounded;
+    bodies decoded by slicing (L{chunked}: the chunked coding), every
+    buffer bounded;
+  - L{direct}: a request written with one C{send} on the socket, not
+    through the transport's buffer and two more turns of the reactor;
   - L{wire}: the HTTP/1.1 wire format, pure functions of bytes;
   - L{response}: the L{IResponse} handed back, and L{read_body}, which
-    reads a body whole up to a limit;
+    reads a body whole up to a limit (L{body_here}: the same for a body
+    already all here, without a Deferred);
+  - L{pairs}: the response's headers, L{HeaderPairs}: the head's
+    C{(name, value)} pairs as parsed, not a Twisted L{Headers
+    <twisted.web.http_headers.Headers>}, which would check them all again;
   - L{interfaces}: what a connection and a response may ask of each other
     (L{IBodySource}, L{IBodySink}), the only way they meet, and what a
     connection asks of its pool (L{IIdlePool}).
@@ -37,17 +44,25 @@ a broken upstream can be told from an unreachable one.
 """
 
 from llmedge.providers.client.interfaces import IBodySink, IBodySource, IIdlePool
+from llmedge.providers.client.pairs import HeaderPairs
 from llmedge.providers.client.pool import ConnectionPool, HTTP11Client
 from llmedge.providers.client.response import (
     MAX_BUFFER,
     BodyTooLarge,
     Response,
+    body_here,
     discard,
     read_body,
 )
-from llmedge.providers.client.wire import MAX_HEAD, HeadTooLarge, MalformedResponse
+from llmedge.providers.client.wire import (
+    MAX_HEAD,
+    HeadTooLarge,
+    MalformedResponse,
+    header_block,
+)
 
 __all__ = [
-    "MAX_BUFFER", "MAX_HEAD", "BodyTooLarge", "ConnectionPool", "HTTP11Client", "HeadTooLarge",
-    "IBodySink", "IBodySource", "IIdlePool", "MalformedResponse", "Response", "discard", "read_body",
+    "MAX_BUFFER", "MAX_HEAD", "BodyTooLarge", "ConnectionPool", "HTTP11Client", "HeaderPairs",
+    "HeadTooLarge", "IBodySink", "IBodySource", "IIdlePool", "MalformedResponse", "Response",
+    "body_here", "discard", "header_block", "read_body",
 ]

@@ -1,21 +1,20 @@
 # -*- test-case-name: tests.unit.test_client -*-
 """
-One upstream HTTP/1.1 connection: it writes a request, parses the response
-head in one pass, decodes the body by slicing the bytes as they arrive
-(C{Content-Length}, chunked or ended by the close), and goes back to the
-pool when the response is over and the connection can carry another.
+One upstream HTTP/1.1 connection: it writes a request (straight to the
+socket when it can, L{direct}), parses the response head in one pass,
+decodes the body by slicing the bytes as they arrive (C{Content-Length},
+chunked (L{chunked}) or ended by the close), and goes back to the pool
+when the response is over and the connection can carry another.
 
 The body goes to the response through L{IBodySink}; the response steers
 this connection through L{IBodySource} (L{interfaces}). Every byte the
 upstream sends lands in a bounded place: the head in a buffer of at most
-L{MAX_HEAD} bytes, a chunk-size line in at most L{MAX_CHUNK_LINE}, trailers
-in at most L{MAX_HEAD}; body bytes go straight to the sink, which bounds
-what it keeps.
+L{MAX_HEAD} bytes, a chunk-size line in at most
+L{chunked.MAX_CHUNK_LINE}, trailers in at most L{MAX_HEAD}; body bytes go
+straight to the sink, which bounds what it keeps.
 """
 
 from __future__ import annotations
-
-import re
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -25,6 +24,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
+from llmedge.providers.client.chunked import ENDED, MORE, OVERRUN, ChunkedDecoder
+from llmedge.providers.client.direct import RequestWriter
 from llmedge.providers.client.interfaces import IBodySink, IBodySource, IIdlePool
 from llmedge.providers.client.wire import (
     MAX_HEAD,
@@ -34,15 +35,8 @@ from llmedge.providers.client.wire import (
     parse_head,
 )
 
-#: A chunk-size line longer than this is not HTTP.
-MAX_CHUNK_LINE = 4096
-
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?\Z")
-
 # Connection states.
 WAITING, BODY, IDLE, DEAD = range(4)
-# Chunked body states: a size line, chunk data, the CRLF after it, trailers.
-_SIZE, _DATA, _CRLF, _TRAILER, _END = range(5)
 
 
 class ConnectionFactory(Factory):
@@ -79,6 +73,7 @@ class Connection(Protocol):
         self.state = WAITING
         self._result: Deferred | None = None
         self._pending: bytes | None = None  # the request, until connected
+        self._writer: RequestWriter | None = None  # once connected
         self._connecting: Deferred | None = None
         self._method = b""
         self._head = b""  # the response head so far
@@ -87,9 +82,7 @@ class Connection(Protocol):
         self._persistent = False
         self._decode = None  # the body decoder
         self._remaining = 0  # bytes left of the body or of the chunk
-        self._chunk = _SIZE
-        self._partial = b""  # bytes of an incomplete chunk line
-        self._trailer = 0
+        self._chunks: ChunkedDecoder | None = None
         self._paused = False  # by the sink
         self._aborted = False
         self._closed: list[Deferred] = []
@@ -122,9 +115,10 @@ class Connection(Protocol):
         nodelay = getattr(self.transport, "setTcpNoDelay", None)
         if nodelay is not None:
             nodelay(True)  # the request is one write: send it now
+        self._writer = RequestWriter(self.transport)
         data, self._pending = self._pending, None
         if self.state == WAITING and data:
-            self.transport.write(data)
+            self._writer.write(data)
 
     def send(self, method: bytes, data: bytes) -> Deferred[IResponse]:
         """
@@ -134,7 +128,7 @@ class Connection(Protocol):
         self._method = method
         self._seen = False
         result = self._result = Deferred(self._cancel)
-        self.transport.write(data)
+        self._writer.write(data)
         return result
 
     def _cancel(self, result: Deferred) -> None:
@@ -197,7 +191,7 @@ class Connection(Protocol):
             self._complete(not buffer)
         elif chunked:
             self._decode = self._chunked
-            self._chunk, self._partial = _SIZE, b""
+            self._chunks = ChunkedDecoder()
             if buffer:
                 self._chunked(buffer)
         elif length is None:
@@ -234,70 +228,15 @@ class Connection(Protocol):
             self._complete(not extra)
 
     def _chunked(self, data: bytes) -> None:
-        if self._partial:
-            data, self._partial = self._partial + data, b""
-        pieces = []
-        position, end = 0, len(data)
-        state = self._chunk
-        error = None
-        while position < end:
-            if state == _DATA:
-                stop = position + self._remaining
-                if stop > end:
-                    pieces.append(data[position:] if position else data)
-                    self._remaining = stop - end
-                    break
-                pieces.append(data[position:stop])
-                position, state = stop, _CRLF
-            elif state == _CRLF:
-                if data.startswith(b"\r\n", position):
-                    position, state = position + 2, _SIZE
-                elif data[position] == 10:
-                    position, state = position + 1, _SIZE
-                elif position + 1 == end and data[position] == 13:
-                    self._partial = b"\r"
-                    break
-                else:
-                    error = MalformedResponse("no CRLF after a chunk")
-                    break
-            else:
-                eol = data.find(b"\n", position)
-                if eol < 0:
-                    self._partial = data[position:]
-                    limit = MAX_CHUNK_LINE if state == _SIZE else MAX_HEAD - self._trailer
-                    if len(self._partial) > limit:
-                        error = MalformedResponse("a chunk-size line or trailers too long")
-                    break
-                line = data[position:eol].rstrip(b"\r")
-                size, position = eol + 1 - position, eol + 1
-                if state == _SIZE:
-                    if len(line) > MAX_CHUNK_LINE:
-                        error = MalformedResponse("a chunk-size line too long")
-                        break
-                    match = _CHUNK_SIZE.match(line)
-                    if match is None:
-                        error = MalformedResponse("a chunk-size line that is not one")
-                        break
-                    self._remaining = int(match.group(1), 16)
-                    state = _DATA if self._remaining else _TRAILER
-                    self._trailer = 0
-                elif line:
-                    self._trailer += size
-                    if self._trailer > MAX_HEAD:
-                        error = MalformedResponse("trailers too long")
-                        break
-                else:
-                    state = _END
-                    break
-        self._chunk = state
-        if pieces:
-            self._sink.bodyData(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-        if self._aborted or self.state != BODY:
+        body, after = self._chunks.feed(data)
+        if body:
+            self._sink.bodyData(body)
+        if self._aborted or self.state != BODY or after is MORE:
             return
-        if error is not None:
-            self._failBody(error)
-        elif state == _END:
-            self._complete(position == end)
+        if after is ENDED or after is OVERRUN:
+            self._complete(after is ENDED)
+        else:
+            self._failBody(after)
 
     def _received(self, data: bytes) -> None:
         self._sink.bodyData(data)

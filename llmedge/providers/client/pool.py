@@ -143,7 +143,7 @@ class HTTP11Client:
         self._endpoints: dict[tuple, object] = {}
 
     def request(self, method: bytes, url: bytes, headers: Mapping[bytes, bytes],
-                body: bytes = b"") -> Deferred[IResponse]:
+                body: bytes = b"", fixed: bytes = b"") -> Deferred[IResponse]:
         """
         Send one request and fire with its response once the head arrived.
 
@@ -153,6 +153,11 @@ class HTTP11Client:
         it with L{CancelledError}. Fails with L{ResponseNeverReceived} or
         L{ResponseFailed} when the connection ends first or the response is
         not HTTP; connection failures come as the endpoint reports them.
+
+        @param fixed: header lines the caller rendered once with
+            L{header_block} for every request it sends (a provider's key
+            and own headers), written before C{headers}, which must not
+            name them again.
         """
         target = self._targets.get(url)
         if target is None:
@@ -161,7 +166,7 @@ class HTTP11Client:
             except Exception:
                 return fail()
         try:
-            block = header_block(headers)
+            block = fixed + header_block(headers) if headers else fixed
         except Exception:
             return fail()
         if body or method in _BODY_METHODS:

@@ -20,11 +20,11 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
-from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 from zope.interface import implementer
 
 from llmedge.providers.client.interfaces import IBodySink, IBodySource
+from llmedge.providers.client.pairs import HeaderPairs
 
 #: Body bytes kept for a response whose body nobody reads yet; past this,
 #: the connection stops reading until someone does.
@@ -60,12 +60,16 @@ class Response:
     """
     A response head, and its body as it arrives: kept until
     L{deliverBody} gives it a protocol, then passed straight on.
+
+    Its C{headers} are L{HeaderPairs}, not the L{Headers
+    <twisted.web.http_headers.Headers>} L{IResponse} names: llmedge's
+    own code is the only reader.
     """
 
     request = None
     previousResponse = None
 
-    def __init__(self, version: tuple, code: int, phrase: bytes, headers: Headers) -> None:
+    def __init__(self, version: tuple, code: int, phrase: bytes, headers: HeaderPairs) -> None:
         self.version = version
         self.code = code
         self.phrase = phrase
@@ -234,6 +238,23 @@ class _Collector(Protocol):
         self._buffer = bytearray()
         if self.transport is not None:
             self.transport.stopProducing()
+
+
+def body_here(response: IResponse, limit: int | None = None) -> bytes | None:
+    """
+    The whole body of C{response}, taken as L{read_body} would give it but
+    without a Deferred, when it is all here already (most answers arrive
+    with their head) and within C{limit}; L{None} in any other case, the
+    response untouched, for L{read_body} to read it or say why not.
+    """
+    if type(response) is not Response or response._protocol is not None:
+        return None
+    end = response._end
+    if end is None or (end is not _DONE and not end.check(PotentialDataLoss)):
+        return None
+    if limit is not None and response._size > limit:
+        return None
+    return response._take()
 
 
 def read_body(response: IResponse, limit: int | None = None) -> Deferred[bytes]:

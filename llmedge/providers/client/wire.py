@@ -12,17 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from twisted.web.http_headers import Headers
-
+from llmedge.providers.client.pairs import HeaderPairs
 from llmedge.providers.client.response import Response
 
 
 _VERSIONS = {b"HTTP/1.1": (b"HTTP", 1, 1), b"HTTP/1.0": (b"HTTP", 1, 0)}
 #: Headers about this connection, not the response: kept out of
-#: C{response.headers}, as Twisted's client does.
+#: C{response.headers}, as Twisted's client does (but for a HEAD's length).
 _CONTROL = frozenset([b"connection", b"content-length", b"keep-alive", b"proxy-connection",
                       b"te", b"trailers", b"transfer-encoding", b"upgrade"])
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+#: The header lines of a head, each a token, a colon and a value, checked
+#: all at once (a line at a time, the names cost more than the rest).
+_FIELDS = re.compile(rb"(?:\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\n]*)*\Z")
 #: Request header names the client writes itself.
 _OWN = frozenset([b"host", b"content-length", b"transfer-encoding", b"connection"])
 
@@ -92,6 +94,19 @@ def blank_line(buffer: bytes) -> tuple[int, int]:
     return -1, -1
 
 
+def _refuse(lines: list[bytes]):
+    """
+    Say what is wrong with the first header line that is not one.
+    """
+    for line in lines[1:]:
+        name, colon, _ = line.partition(b":")
+        if not colon:
+            raise MalformedResponse("a header line without a colon")
+        if not _TOKEN.match(name):
+            raise MalformedResponse("a header name that is not a token")
+    raise AssertionError("no bad header line")  # pragma: no cover
+
+
 def parse_head(head: bytes, method: bytes):
     """
     The response a head describes and how its body is framed:
@@ -114,21 +129,18 @@ def parse_head(head: bytes, method: bytes):
         raise MalformedResponse("a status code that is not one")
     if code < 200:
         return None, 0, False, True
-    headers = Headers()
+    if not _FIELDS.match(head, len(lines[0])):
+        _refuse(lines)
+    pairs = []
     control: dict[bytes, list[bytes]] = {}
     for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise MalformedResponse("a header line without a colon")
-        if not _TOKEN.match(name):
-            raise MalformedResponse("a header name that is not a token")
-        value = value.strip(b" \t\r")
+        name, _, value = line.partition(b":")
         lower = name.lower()
         if lower in _CONTROL:
-            control.setdefault(lower, []).append(value)
+            control.setdefault(lower, []).append(value.strip(b" \t\r"))
         else:
-            headers.addRawHeader(name, value)
-    response = Response(version, code, parts[2] if len(parts) == 3 else b"", headers)
+            pairs.append((lower, value.strip(b" \t\r")))
+    response = Response(version, code, parts[2] if len(parts) == 3 else b"", HeaderPairs(pairs))
     persistent = version[2] == 1
     if b"connection" in control:
         for value in control[b"connection"]:
@@ -137,7 +149,7 @@ def parse_head(head: bytes, method: bytes):
     lengths = control.get(b"content-length")
     if method == b"HEAD" or code == 204 or code == 304:
         if lengths and method == b"HEAD":
-            headers.setRawHeaders(b"content-length", lengths)
+            pairs.extend((b"content-length", value) for value in lengths)
         response.length = 0
         return response, 0, False, persistent
     codings = control.get(b"transfer-encoding")
