@@ -302,9 +302,11 @@ class EdgeRequest(Request):
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
         work, self._work = self._work, None
-        if work is not None and not work.called:
+        if work is not None:
             # The handlers see the request disconnected and write nothing;
             # the cancellation is recorded (outcome, upstream time) first.
+            # A Deferred that fired into another it now waits on passes the
+            # cancel on to it; one that is over ignores it.
             work.cancel()
         if aborted:
             self.exchange.aborted = True

@@ -182,3 +182,19 @@ def test_malformed_form_body_gets_json_415_not_a_bare_400(edge):
         headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert response.status == 415
     assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_disconnect_cancels_work_waiting_on_a_deferred_it_fired_into(edge):
+    cancelled = []
+    inner = Deferred(lambda d: cancelled.append(True))
+    outer = Deferred()
+    outer.addCallback(lambda _: inner)  # called already, paused on inner
+    outer.callback(None)
+    provider = edge.service.router.route("mock").targets[0].provider
+    provider.chat_completion = lambda call, model: outer
+    connection = edge.connect()
+    connection.send(raw_request(
+        "POST", "/v1/chat/completions",
+        {"model": "mock", "messages": [{"role": "user", "content": "x"}]}))
+    connection.lose()
+    assert cancelled == [True]
