@@ -52,6 +52,12 @@ SWITCH = (
     "_callLater",
 )
 
+#: C{twisted.internet.abstract.FileDescriptor} (every TCP and unix socket
+#: transport): C{_tempDataLen}, C{dataBuffer} and C{offset} say how much it
+#: holds unsent, C{_writeDisconnecting} that its writing half is closing
+#: (L{writable_now}).
+TRANSPORT = ("_tempDataLen", "dataBuffer", "offset", "_writeDisconnecting")
+
 #: C{twisted.internet.base.ReactorBase}: C{_exitSignal}, the signal that
 #: stopped the reactor, which twistd re-raises once the reactor has run
 #: down (Twisted's C{_ISupportsExitSignalCapturing}).
@@ -90,3 +96,21 @@ def clear_exit_signal(reactor) -> None:
     """
     if getattr(reactor, "_exitSignal", None) is not None:
         reactor._exitSignal = None
+
+
+
+def writable_now(transport) -> bool:
+    """
+    Whether bytes written straight to C{transport}'s socket now would
+    follow everything written to it before: the transport (a
+    L{twisted.internet.abstract.FileDescriptor}) holds nothing unsent and
+    is not closing, neither whole nor its writing half. False for a
+    transport of another kind.
+    """
+    return (
+        getattr(transport, "_tempDataLen", 1) == 0
+        and len(getattr(transport, "dataBuffer", b"")) <= getattr(transport, "offset", 0)
+        and getattr(transport, "connected", False)
+        and not transport.disconnecting
+        and not getattr(transport, "_writeDisconnecting", True)
+    )

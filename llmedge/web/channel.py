@@ -36,6 +36,13 @@ timeout, which a client sending one byte a second never meets. Here:
     timeout (the site's, 60 s: nothing is read, so nothing resets it), and
     aborted C{abortTimeout} (15 s) later when its output cannot go.
 
+On a plain socket (TCP, unix), an answer is sent at once, head and body in
+one piece, when the transport holds nothing unsent (L{llmedge.direct_send}):
+it leaves before the work that follows it in the same turn (the access
+line, the metrics) and without the reactor's turn and two C{epoll_ctl};
+anything else goes through the transport, after what it holds, with its
+buffer bounds and back-pressure as before.
+
 After each refusal the connection is half-closed and what the client still
 sends is discarded for L{LINGER_SECONDS}, so the client reads the answer
 instead of a reset (as L{llmedge.web.request.EdgeRequest} does for a 413).
@@ -57,6 +64,7 @@ from llmedge.errors import (
     uri_too_long,
 )
 from llmedge import twisted_insides
+from llmedge.direct_send import plain_socket, send
 from llmedge.web.drain import connection_closed
 from llmedge.web.h2 import switch_to_h2
 from llmedge.web.head import Head, whole_head
@@ -104,6 +112,9 @@ class EdgeChannel(Unread, HTTPChannel):
     TWISTED_INSIDES = twisted_insides.CHANNEL
 
     _closing = False
+    _socket = None
+    _holding = False
+    _held: bytes | None = None
     _awaiting_head = True
     _in_body = False
     _head_timer: IDelayedCall | None = None
@@ -112,7 +123,56 @@ class EdgeChannel(Unread, HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self._socket = plain_socket(self.transport)
         self._start_head_timer()
+
+    # -- writing ---------------------------------------------------------------
+
+    def hold_head(self) -> None:
+        """
+        Keep the next response head until the body that follows it, so the
+        two leave in one piece; L{release_head} ends the hold.
+        """
+        self._holding = True
+
+    def release_head(self) -> None:
+        """
+        End L{hold_head}, sending a head no body followed (a C{HEAD}, a 204).
+        """
+        self._holding = False
+        held, self._held = self._held, None
+        if held is not None:
+            self._send(held)
+
+    def _send(self, data: bytes) -> None:
+        """
+        Send C{data} after everything sent before: straight to the socket
+        (L{llmedge.direct_send}) when the transport holds nothing unsent,
+        so an answer leaves now, before the work that follows it in this
+        turn (its access line, its metrics) and without a turn of the
+        reactor; what the kernel does not take, and anything while the
+        transport holds bytes (a client that reads slowly, a C{100
+        Continue} queued, a refusal), goes through the transport, whose
+        buffer bounds and back-pressure are as before.
+        """
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        sock = self._socket
+        if sock is not None and twisted_insides.writable_now(self.transport):
+            sent = send(sock, data)
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self.transport.write(data)
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self._send(data)
+
+    def writeSequence(self, iovec) -> None:
+        self._send(b"".join(iovec))
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
@@ -257,7 +317,10 @@ class EdgeChannel(Unread, HTTPChannel):
             for value in values:
                 lines.append(name + b": " + value)
         lines.append(b"\r\n")
-        self.transport.write(b"\r\n".join(lines))
+        if self._holding:
+            self._held = b"\r\n".join(lines)
+        else:
+            self._send(b"\r\n".join(lines))
 
     def connectionLost(self, reason) -> None:
         self._output_blocked = False  # no longer counted as unread

@@ -107,6 +107,25 @@ class EdgeRequest(Request):
         """
         super().setResponseCode(code, message if message is not None else reason_phrase(code))
 
+    def write(self, data: bytes) -> None:
+        """
+        As Twisted's, but the first write's head and body leave in one
+        piece: Twisted writes the head, then the body, and a channel that
+        sends at once (L{llmedge.web.channel.EdgeChannel}) would make them
+        two packets, the client woken twice.
+        """
+        hold = None
+        if data and not self.startedWriting:
+            hold = getattr(self.channel, "hold_head", None)
+        if hold is None:
+            super().write(data)
+            return
+        hold()
+        try:
+            super().write(data)
+        finally:
+            self.channel.release_head()
+
     # -- body size ---------------------------------------------------------
 
     def gotLength(self, length: int | None) -> None:

@@ -1,5 +1,5 @@
 """
-Requests written straight to the socket (L{llmedge.providers.client.direct}):
+Requests written straight to the socket (L{llmedge.direct_send}):
 one C{send} when the kernel takes it all, the transport for whatever it
 does not and for everything after, and never for a handle that is not a
 plain non-blocking socket. Over a real socket pair, no reactor.
@@ -12,7 +12,7 @@ import socket
 import pytest
 from twisted.internet.testing import StringTransport
 
-from llmedge.providers.client.direct import RequestWriter
+from llmedge.direct_send import RequestWriter
 from tests.unit.test_client import OK, Upstreams
 
 

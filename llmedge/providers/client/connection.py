@@ -25,7 +25,7 @@ from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
 from llmedge.providers.client.chunked import ENDED, MORE, OVERRUN, ChunkedDecoder
-from llmedge.providers.client.direct import RequestWriter
+from llmedge.direct_send import RequestWriter
 from llmedge.providers.client.interfaces import IBodySink, IBodySource, IIdlePool
 from llmedge.providers.client.wire import (
     MAX_HEAD,
