@@ -36,8 +36,9 @@ timeout, which a client sending one byte a second never meets. Here:
     timeout (the site's, 60 s: nothing is read, so nothing resets it), and
     aborted C{abortTimeout} (15 s) later when its output cannot go.
 
-On a plain socket (TCP, unix), an answer is sent at once, head and body in
-one piece, when the transport holds nothing unsent (L{llmedge.direct_send}):
+On a plain socket (TCP, unix), an answer that is not a stream is sent at
+once, head and body in one piece, when the transport holds nothing unsent
+(L{llmedge.direct_send}):
 it leaves before the work that follows it in the same turn (the access
 line, the metrics) and without the reactor's turn and two C{epoll_ctl};
 anything else goes through the transport, after what it holds, with its
@@ -113,6 +114,7 @@ class EdgeChannel(Unread, HTTPChannel):
 
     _closing = False
     _socket = None
+    _streamed = False
     _holding = False
     _held: bytes | None = None
     _awaiting_head = True
@@ -160,7 +162,9 @@ class EdgeChannel(Unread, HTTPChannel):
             self._held = None
             data = held + data
         sock = self._socket
-        if sock is not None and twisted_insides.writable_now(self.transport):
+        if sock is not None and not self._streamed and twisted_insides.writable_now(
+            self.transport
+        ):
             sent = send(sock, data)
             if sent == len(data):
                 return
@@ -257,7 +261,18 @@ class EdgeChannel(Unread, HTTPChannel):
         self._cancel_timers()
         super().allContentReceived()
 
+    def registerProducer(self, producer, streaming) -> None:
+        """
+        An answer with a producer (a stream) is written through the
+        transport to its end, as Twisted writes it: its events of one turn
+        leave together, where sending each at once would cost a system call
+        and a wake-up of the client apiece.
+        """
+        self._streamed = True
+        super().registerProducer(producer, streaming)
+
     def requestDone(self, request) -> None:
+        self._streamed = False
         # The next request's clock starts at its first byte, which may be
         # buffered already and replayed by super().requestDone.
         self._awaiting_head = True

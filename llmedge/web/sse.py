@@ -205,8 +205,10 @@ def relay(
     request.setHeader(b"Cache-Control", b"no-cache")
     request.setHeader(b"X-Accel-Buffering", b"no")
     relay_headers(request, getattr(stream, "headers", ()))
-    request.write(b"")  # headers (request id, rate limits) before the first event
+    # Registered first: a streamed answer is written through the transport,
+    # the writes of one turn sent together (llmedge.web.channel).
     request.registerProducer(stream, True)
+    request.write(b"")  # headers (request id, rate limits) before the first event
     beat = None
     if keepalive > 0 and clock is not None:
         beat = LoopingCall(request.write, KEEPALIVE)

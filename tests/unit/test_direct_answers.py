@@ -172,3 +172,14 @@ def test_a_transport_half_or_wholly_closing_is_not_writable_now(pair):
 
 def test_a_transport_of_another_kind_is_never_writable_now():
     assert not writable_now(StringTransport())
+
+
+def test_a_stream_is_written_through_the_transport_a_turn_s_writes_together(pair):
+    ours, theirs = pair
+    protocol, transport = connect(ours)
+    protocol.dataReceived(raw_request(
+        "POST", "/v1/chat/completions",
+        {"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]}))
+    assert ours.sends == 0 and not writable_now(transport)
+    transport.flush()
+    assert received(theirs).startswith(b"HTTP/1.1 200 ")
