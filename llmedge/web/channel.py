@@ -36,13 +36,8 @@ timeout, which a client sending one byte a second never meets. Here:
     timeout (the site's, 60 s: nothing is read, so nothing resets it), and
     aborted C{abortTimeout} (15 s) later when its output cannot go.
 
-On a plain socket (TCP, unix), an answer that is not a stream is sent at
-once, head and body in one piece, when the transport holds nothing unsent
-(L{llmedge.direct_send}):
-it leaves before the work that follows it in the same turn (the access
-line, the metrics) and without the reactor's turn and two C{epoll_ctl};
-anything else goes through the transport, after what it holds, with its
-buffer bounds and back-pressure as before.
+Answers are written by L{llmedge.web.sending.SendsAtOnce}: on a plain
+socket, at once when nothing waits before them.
 
 After each refusal the connection is half-closed and what the client still
 sends is discarded for L{LINGER_SECONDS}, so the client reads the answer
@@ -52,9 +47,7 @@ instead of a reset (as L{llmedge.web.request.EdgeRequest} does for a 413).
 from __future__ import annotations
 
 from twisted.internet.interfaces import IDelayedCall
-from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, _IdentityTransferDecoder
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import INonQueuedRequestFactory
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
 
 from llmedge.errors import (
     APIError,
@@ -65,11 +58,11 @@ from llmedge.errors import (
     uri_too_long,
 )
 from llmedge import twisted_insides
-from llmedge.direct_send import plain_socket, send
 from llmedge.web.drain import connection_closed
 from llmedge.web.h2 import switch_to_h2
-from llmedge.web.head import Head, whole_head
+from llmedge.web.head import ReadsWholeHeads
 from llmedge.web.request import LINGER_SECONDS
+from llmedge.web.sending import SendsAtOnce
 from llmedge.web.unread import Unread
 
 
@@ -81,7 +74,7 @@ from llmedge.web.unread import Unread
 
 
 
-class EdgeChannel(Unread, HTTPChannel):
+class EdgeChannel(ReadsWholeHeads, SendsAtOnce, Unread, HTTPChannel):
     """
     An L{HTTPChannel} that refuses in OpenAI error JSON, bounds the time
     a request's head and body may take (the site's C{header_timeout} and
@@ -113,10 +106,6 @@ class EdgeChannel(Unread, HTTPChannel):
     TWISTED_INSIDES = twisted_insides.CHANNEL
 
     _closing = False
-    _socket = None
-    _streamed = False
-    _holding = False
-    _held: bytes | None = None
     _awaiting_head = True
     _in_body = False
     _head_timer: IDelayedCall | None = None
@@ -125,58 +114,8 @@ class EdgeChannel(Unread, HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        self._socket = plain_socket(self.transport)
+        self.start_sending()
         self._start_head_timer()
-
-    # -- writing ---------------------------------------------------------------
-
-    def hold_head(self) -> None:
-        """
-        Keep the next response head until the body that follows it, so the
-        two leave in one piece; L{release_head} ends the hold.
-        """
-        self._holding = True
-
-    def release_head(self) -> None:
-        """
-        End L{hold_head}, sending a head no body followed (a C{HEAD}, a 204).
-        """
-        self._holding = False
-        held, self._held = self._held, None
-        if held is not None:
-            self._send(held)
-
-    def _send(self, data: bytes) -> None:
-        """
-        Send C{data} after everything sent before: straight to the socket
-        (L{llmedge.direct_send}) when the transport holds nothing unsent,
-        so an answer leaves now, before the work that follows it in this
-        turn (its access line, its metrics) and without a turn of the
-        reactor; what the kernel does not take, and anything while the
-        transport holds bytes (a client that reads slowly, a C{100
-        Continue} queued, a refusal), goes through the transport, whose
-        buffer bounds and back-pressure are as before.
-        """
-        held = self._held
-        if held is not None:
-            self._held = None
-            data = held + data
-        sock = self._socket
-        if sock is not None and not self._streamed and twisted_insides.writable_now(
-            self.transport
-        ):
-            sent = send(sock, data)
-            if sent == len(data):
-                return
-            data = data[sent:]
-        self.transport.write(data)
-
-    def write(self, data: bytes) -> None:
-        if data:
-            self._send(data)
-
-    def writeSequence(self, iovec) -> None:
-        self._send(b"".join(iovec))
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
@@ -200,46 +139,8 @@ class EdgeChannel(Unread, HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
             return  # lines already buffered when a refusal was made are not parsed
-        if self._receivedHeaderSize == 0 and line and self.persistent:
-            # A request line: when the head behind it is whole and plain,
-            # it is read at once (llmedge.web.head); else line by line.
-            head = whole_head(line, self._buffer, self.totalHeadersSize, self.maxHeaders)
-            if head is not None:
-                self._buffer = self._buffer[head.used:]
-                self._take(head)
-                return
-        super().lineReceived(line)
-
-    def _take(self, head: Head) -> None:
-        """
-        Do with a head read whole what C{HTTPChannel.lineReceived} does
-        with it line by line: make the request, note its request line,
-        give it its headers, choose the body's decoder, and end the head
-        (Twisted's end-of-head step, the checks of L{allHeadersReceived}
-        included). The LineReceiver's loop then hands the body, raw, to the
-        decoder, or, with none, the request has been handed over already.
-        """
-        factory = self.requestFactory
-        if INonQueuedRequestFactory.providedBy(factory):
-            request = factory(self)
-        else:
-            request = factory(self, len(self.requests))
-        self.requests.append(request)
-        self._command, self._path, self._version = head.method, head.target, head.version
-        self._receivedHeaderSize = head.size
-        self._receivedHeaderCount = len(head.headers)
-        add = request.requestHeaders.addRawHeader
-        for name, value in head.headers:
-            add(name, value)
-        if head.length:
-            self.length = head.length
-            self._transferDecoder = _IdentityTransferDecoder(
-                head.length, request.handleContentChunk, self._finishRequestBody)
-        self.allHeadersReceived()
-        if self.length == 0:
-            self.allContentReceived()
-        else:
-            self.setRawMode()
+        if not self.read_whole_head(line):
+            super().lineReceived(line)
 
     def rawDataReceived(self, data: bytes) -> None:
         if not self._closing:
@@ -261,18 +162,8 @@ class EdgeChannel(Unread, HTTPChannel):
         self._cancel_timers()
         super().allContentReceived()
 
-    def registerProducer(self, producer, streaming) -> None:
-        """
-        An answer with a producer (a stream) is written through the
-        transport to its end, as Twisted writes it: its events of one turn
-        leave together, where sending each at once would cost a system call
-        and a wake-up of the client apiece.
-        """
-        self._streamed = True
-        super().registerProducer(producer, streaming)
-
     def requestDone(self, request) -> None:
-        self._streamed = False
+        self.answered()
         # The next request's clock starts at its first byte, which may be
         # buffered already and replayed by super().requestDone.
         self._awaiting_head = True
@@ -313,29 +204,6 @@ class EdgeChannel(Unread, HTTPChannel):
         elif self.paused:
             self.paused = False
             self.dataReceived(b"")
-
-    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers) -> None:
-        """
-        Write the status line and headers as one piece.
-
-        Twisted's own hands the transport a sequence of some forty small
-        pieces (each header's name, C{": "}, value and line end), which the
-        transport checks one by one: joined here, it is one check and one
-        write. The headers are a L{Headers}, whose values Twisted has
-        already refused line breaks in when they were set.
-        """
-        if not isinstance(headers, Headers):
-            super().writeHeaders(version, code, reason, headers)
-            return
-        lines = [version + b" " + code + b" " + reason]
-        for name, values in headers.getAllRawHeaders():
-            for value in values:
-                lines.append(name + b": " + value)
-        lines.append(b"\r\n")
-        if self._holding:
-            self._held = b"\r\n".join(lines)
-        else:
-            self._send(b"\r\n".join(lines))
 
     def connectionLost(self, reason) -> None:
         self._output_blocked = False  # no longer counted as unread

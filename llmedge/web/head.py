@@ -8,7 +8,8 @@ header a split, a name check, a strip, a value check and a length check,
 about a fifth of llmedge's CPU on a small request. Nearly every request
 an SDK sends arrives whole in one read, in the plainest form HTTP/1.1
 allows; L{whole_head} reads such a head at once, with a few scans that
-run in C over all of it.
+run in C over all of it, and L{ReadsWholeHeads} hands it to the channel as
+Twisted's parser would have.
 
 It is a fast path, not a second parser: it only ever I{accepts} a head
 Twisted would accept and read the same way, and declines everything else
@@ -30,6 +31,9 @@ path accepts only what every supported release accepts.
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from twisted.web.http import _IdentityTransferDecoder
+from twisted.web.iweb import INonQueuedRequestFactory
 
 #: RFC 9110 token characters, less C{&}, which Twisted 24.7 refuses in a
 #: header name: declined here, it is decided by the release's own parser.
@@ -120,3 +124,55 @@ def whole_head(line: bytes, rest: bytes, max_size: int, max_headers: int) -> Hea
     size -= 2 * len(lines) - (2 if lines else 0)
     return Head(method, target, version, headers, length or 0,
                 size, used)
+
+
+class ReadsWholeHeads:
+    """
+    A mixin for an L{twisted.web.http.HTTPChannel}: a request line whose
+    head is whole and plain behind it is read with that head at once.
+    """
+
+    def read_whole_head(self, line: bytes) -> bool:
+        """
+        Read the head C{line} starts, if it is whole and plain (L{whole_head});
+        whether it was (else the line is for Twisted's parser).
+        """
+        if self._receivedHeaderSize or not line or not self.persistent:
+            return False  # not a request line, or one Twisted drops
+        head = whole_head(line, self._buffer, self.totalHeadersSize, self.maxHeaders)
+        if head is None:
+            return False
+        self._buffer = self._buffer[head.used:]
+        self._take(head)
+        return True
+
+    def _take(self, head: Head) -> None:
+        """
+        Do with a head read whole what C{HTTPChannel.lineReceived} does
+        with it line by line: make the request, note its request line,
+        give it its headers, choose the body's decoder, and end the head
+        (Twisted's end-of-head step, the checks of C{allHeadersReceived}
+        included). The LineReceiver's loop then hands the body, raw, to the
+        decoder, or, with none, the request has been handed over already.
+        """
+        factory = self.requestFactory
+        if INonQueuedRequestFactory.providedBy(factory):
+            request = factory(self)
+        else:
+            request = factory(self, len(self.requests))
+        self.requests.append(request)
+        self._command, self._path, self._version = head.method, head.target, head.version
+        self._receivedHeaderSize = head.size
+        self._receivedHeaderCount = len(head.headers)
+        add = request.requestHeaders.addRawHeader
+        for name, value in head.headers:
+            add(name, value)
+        if head.length:
+            self.length = head.length
+            self._transferDecoder = _IdentityTransferDecoder(
+                head.length, request.handleContentChunk, self._finishRequestBody)
+        self.allHeadersReceived()
+        if self.length == 0:
+            self.allContentReceived()
+        else:
+            self.setRawMode()
