@@ -141,7 +141,7 @@ class Recording(WrappedStream):
             self._record(item)
 
         # The end of a batch is the client's business only: passed on as is.
-        return self._start(receive, flush).addBoth(self._ended)
+        return super().start(receive, flush).addBoth(self._ended)
 
     def _record(self, item: Any) -> None:
         if self._gathered is None:

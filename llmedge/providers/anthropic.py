@@ -25,7 +25,7 @@ from llmedge.dialects.messages_errors import error_from_anthropic
 from llmedge.dialects.messages_reply import decode_reply
 from llmedge.errors import invalid_request
 from llmedge.jsonwire import sendable_bytes
-from llmedge.providers.base import Answer, Call, IProvider
+from llmedge.providers.base import Answer, Call, IProvider, deferred
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.translated import (
     MessagesEvents,
@@ -91,17 +91,15 @@ class AnthropicProvider:
     def count_tokens(self, call: Call, model: str) -> Deferred:
         return self._pass(self._url + b"/count_tokens", call, model)
 
+    @deferred
     def converse(self, call: Call, model: str) -> Deferred:
         """
         Answer a client of another dialect: its conversation as a Messages
         request, the answer as reply events.
         """
-        try:
-            conversation = call.conversation
-            conversation.refuse_unsupported()
-            body = sendable_bytes(encode_request(conversation, model, self._max_tokens))
-        except Exception:
-            return fail()
+        conversation = call.conversation
+        conversation.refuse_unsupported()
+        body = sendable_bytes(encode_request(conversation, model, self._max_tokens))
         return self._upstream.exchange(self._url, call.headers, body, self._refused,
                                        self._conversed, conversation.stream)
 
@@ -121,6 +119,7 @@ class AnthropicProvider:
         # A server that ignored "stream" has its whole answer streamed.
         return replayed(reply, headers) if stream else reply
 
+    @deferred
     def _pass(self, url: bytes, call: Call, model: str) -> Deferred:
         """
         A Messages client's request, sent on as it came with its version
@@ -132,10 +131,7 @@ class AnthropicProvider:
         """
         body = call.raw
         if model != call.model or not body:
-            try:
-                body = sendable_bytes({**call.body, "model": model})
-            except Exception:
-                return fail()
+            body = sendable_bytes({**call.body, "model": model})
         headers = dict(call.headers)
         headers.update((name, value) for name, value in call.client_headers.items()
                        if name in CLIENT_HEADERS)

@@ -18,11 +18,13 @@ disconnects rely on it.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import Attribute, Interface
 
@@ -180,6 +182,21 @@ class IBatchedStream(IEventStream):
         when the returned Deferred fires (a stream may end or fail in the
         middle of a batch). Without C{flush}, as L{IEventStream.start}.
         """
+
+
+def deferred(method: Callable) -> Callable:
+    """
+    A provider method whose exceptions reach its caller as a failed
+    L{Deferred}, as L{IProvider} promises: what L{inlineCallbacks
+    <twisted.internet.defer.inlineCallbacks>} did for the methods it drove,
+    done by Twisted's L{maybeDeferred}, which hands the Deferred the
+    method returns back as it is.
+    """
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        return maybeDeferred(method, *args, **kwargs)
+
+    return call
 
 
 class IProvider(Interface):

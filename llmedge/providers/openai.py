@@ -29,7 +29,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from llmedge.dialects.chat import encode_request as encode_chat
@@ -37,7 +37,7 @@ from llmedge.dialects.chat_reply import decode_reply as decode_chat_reply
 from llmedge.dialects.responses import usage_of as responses_usage
 from llmedge.errors import APIError
 from llmedge.jsonwire import sendable_bytes
-from llmedge.providers.base import EMBEDDINGS, Answer, Call, IProvider
+from llmedge.providers.base import EMBEDDINGS, Answer, Call, IProvider, deferred
 from llmedge.providers.chunks import ReplayStream, completion_chunks
 from llmedge.providers.events import UpstreamStream
 from llmedge.providers.openai_stream import ChunkRelay
@@ -158,6 +158,7 @@ class OpenAIProvider:
     def count_tokens(self, call: Call, model: str) -> Deferred:
         return succeed(None)  # no such endpoint in OpenAI's API: llmedge estimates
 
+    @deferred
     def converse(self, call: Call, model: str) -> Deferred:
         """
         Answer a client of another dialect through chat completions, the
@@ -165,12 +166,9 @@ class OpenAIProvider:
         is encoded as a chat request, and the answer decoded into reply
         events for the client's codec.
         """
-        try:
-            conversation = call.conversation
-            conversation.refuse_unsupported()
-            body = sendable_bytes(encode_chat(conversation, model))
-        except Exception:
-            return fail()
+        conversation = call.conversation
+        conversation.refuse_unsupported()
+        body = sendable_bytes(encode_chat(conversation, model))
         return self._post(b"/chat/completions", call.headers, body, self._conversed,
                           conversation.stream)
 
@@ -189,6 +187,7 @@ class OpenAIProvider:
             raise self._not_an_answer(read[1]) from None
         return replayed(reply, headers) if stream else reply
 
+    @deferred
     def _pass_responses(self, call: Call, model: str) -> Deferred:
         """
         A Responses request to a server that serves C{/responses} itself:
@@ -196,10 +195,7 @@ class OpenAIProvider:
         """
         body = call.raw
         if model != call.model or not body:
-            try:
-                body = sendable_bytes({**call.body, "model": model})
-            except Exception:
-                return fail()
+            body = sendable_bytes({**call.body, "model": model})
         return self._post(b"/responses", call.headers, body, self._responded, call.stream)
 
     def _responded(self, response, stream: bool):
@@ -244,6 +240,7 @@ class OpenAIProvider:
             return call.raw, False
         return sendable_bytes({**body, **changes}), strip_usage
 
+    @deferred
     def _call(self, path: bytes, call: Call, model: str) -> Deferred:
         """
         A request of the client's own dialect, sent as it came but for
@@ -253,10 +250,7 @@ class OpenAIProvider:
         this is the path of every proxied request, where a generator driven
         through Deferreds cost more than the callbacks it stands for.
         """
-        try:
-            body, strip_usage = self._body(call, model)
-        except Exception:
-            return fail()
+        body, strip_usage = self._body(call, model)
         return self._post(path, call.headers, body, self._called, call, strip_usage)
 
     def _called(self, response, call: Call, strip_usage: bool):

@@ -46,11 +46,6 @@ class WrappedStream:
     def start(
         self, receiver: Callable[[Any], None], flush: Callable[[], None] | None = None
     ) -> Deferred[None]:
-        return self._start(receiver, flush)
-
-    def _start(
-        self, receiver: Callable[[Any], None], flush: Callable[[], None] | None
-    ) -> Deferred[None]:
         """
         Start the wrapped stream, with C{flush} when the front gave one
         (it does only to a stream that provides

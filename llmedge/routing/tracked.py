@@ -32,7 +32,7 @@ class Tracked(WrappedStream):
     def start(
         self, receiver: Callable[[bytes], None], flush: Callable[[], None] | None = None
     ) -> Deferred[None]:
-        done = self._start(receiver, flush)
+        done = super().start(receiver, flush)
 
         def ended(result):
             self._release()

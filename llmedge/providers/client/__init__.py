@@ -16,12 +16,11 @@ The package, one idea a module:
 
   - L{pool}: L{ConnectionPool} (idle connections per host, one expiry
     timer) and L{HTTP11Client} (a provider's client: URL parsed once, the
-    request written in one send);
+    request written in one send, straight to the socket when it can:
+    L{llmedge.direct_send});
   - L{connection}: one connection; the response head parsed in one pass,
     bodies decoded by slicing (L{chunked}: the chunked coding), every
     buffer bounded;
-  - L{direct}: a request written with one C{send} on the socket, not
-    through the transport's buffer and two more turns of the reactor;
   - L{wire}: the HTTP/1.1 wire format, pure functions of bytes;
   - L{response}: the L{IResponse} handed back, and L{read_body}, which
     reads a body whole up to a limit (L{body_here}: the same for a body

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_client -*-
 """
 One upstream HTTP/1.1 connection: it writes a request (straight to the
-socket when it can, L{direct}), parses the response head in one pass,
+socket when it can, L{llmedge.direct_send}), parses the response head in one pass,
 decodes the body by slicing the bytes as they arrive (C{Content-Length},
 chunked (L{chunked}) or ended by the close), and goes back to the pool
 when the response is over and the connection can carry another.
@@ -24,8 +24,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
-from llmedge.providers.client.chunked import ENDED, MORE, OVERRUN, ChunkedDecoder
 from llmedge.direct_send import RequestWriter
+from llmedge.providers.client.chunked import ENDED, MORE, OVERRUN, ChunkedDecoder
 from llmedge.providers.client.interfaces import IBodySink, IBodySource, IIdlePool
 from llmedge.providers.client.wire import (
     MAX_HEAD,
