@@ -19,10 +19,10 @@ it (or by a test that embeds it with C{build_site}).
 from llmedge.testing.collector import FakeCollector
 from llmedge.testing.daemon import LISTENING, Daemon, DaemonError
 from llmedge.testing.hostile_process import HostileUpstream
-from llmedge.testing.process import record_of, wait_until
+from llmedge.testing.process import polled, record_of, wait_until
 from llmedge.testing.upstream_process import FakeUpstream
 
 __all__ = [
     "LISTENING", "Daemon", "DaemonError", "FakeCollector", "FakeUpstream", "HostileUpstream",
-    "record_of", "wait_until",
+    "polled", "record_of", "wait_until",
 ]

@@ -61,6 +61,39 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0,
         time.sleep(0.01)
 
 
+def polled(clock, predicate: Callable[[], object], timeout: float = 10.0,
+           interval: float = 0.01, what: str = "condition"):
+    """
+    L{wait_until} for a test running in the reactor: a Deferred of
+    C{predicate()}'s first true value (C{predicate} may return a Deferred
+    of it), asked every C{interval} seconds of C{clock} for at most
+    C{timeout} seconds. For another process's state only (a Redis server
+    coming back, or seeing a client leave), never for time llmedge's own
+    code measures.
+
+    @return: a Deferred failing with L{DaemonError} when C{what} did not
+        happen in time.
+    """
+    from twisted.internet.defer import Deferred, maybeDeferred
+
+    deadline = clock.seconds() + timeout
+    done: Deferred = Deferred()
+
+    def ask() -> None:
+        maybeDeferred(predicate).addCallbacks(answered, done.errback)
+
+    def answered(value) -> None:
+        if value:
+            done.callback(value)
+        elif clock.seconds() >= deadline:
+            done.errback(DaemonError(f"{what}: not within {timeout}s"))
+        else:
+            clock.callLater(interval, ask)
+
+    ask()
+    return done
+
+
 class ChildProcess:
     """
     Subclasses give L{command} and L{ready}, which sees each line printed

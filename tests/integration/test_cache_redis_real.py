@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from llmedge.cache.redis import KEY_PREFIX, ZLIB, RedisCache
 from llmedge.cache.store import CacheUnavailable
 from llmedge.redis_connection import parse_url
+from llmedge.testing import polled
 from tests.unit.test_cache_redis import LARGE
 
 
@@ -37,16 +38,6 @@ def raw(redis_server):
         "127.0.0.1", redis_server.port, convertNumbers=False, charset=None))
     yield handler
     pytest_twisted.blockon(handler.disconnect())
-
-
-def pause(seconds):
-    """
-    A pause between polls of an outside process (redis-server coming back,
-    txredisapi reconnecting with its own backoff), not a measure of time.
-    """
-    from twisted.internet import reactor, task
-
-    return task.deferLater(reactor, seconds, lambda: None)
 
 
 @pytest_twisted.inlineCallbacks
@@ -127,11 +118,13 @@ def test_real_redis_down_then_back(redis_server):
             assert reactor.seconds() < deadline, "calls never failed at once"
         assert cache.available is False
         redis_server.start()  # same port, empty
-        deadline = reactor.seconds() + 15
-        while not cache.available:
-            assert reactor.seconds() < deadline, "the cache did not reconnect"
-            yield cache.get("ab12").addErrback(lambda f: f.trap(CacheUnavailable))
-            yield pause(0.1)
+
+        def back():
+            # each get lets the client try again; while down, it fails at once
+            return cache.get("ab12").addErrback(lambda f: f.trap(CacheUnavailable)).addCallback(
+                lambda _: cache.available)
+
+        yield polled(reactor, back, timeout=15, interval=0.1, what="the cache reconnecting")
         yield cache.put("ab12", b"after", 60)
         assert (yield cache.get("ab12")) == b"after"
         formats = [e["log_format"] for e in events]

@@ -17,6 +17,7 @@ from twisted.web.client import ResponseNeverReceived
 from llmedge.providers.client import ConnectionPool, HTTP11Client
 from llmedge.providers.client import read_body
 from llmedge.providers.upstream_errors import unreachable
+from llmedge.testing import polled
 
 
 @pytest.fixture
@@ -72,8 +73,8 @@ def test_real_upstream_sees_a_cancelled_request_go(fake_upstream):
 
     client, _, site, url = fake_upstream
     d = client.request(b"POST", url, {}, chat("fake+slow-headers=30"))
-    while not site.fake_log.entries:
-        yield deferLater(reactor, 0.001)
+    yield polled(reactor, lambda: site.fake_log.entries, interval=0.001,
+                 what="the fake upstream seeing the request")
     cancelled = reactor.seconds()
     d.cancel()
     with pytest.raises(CancelledError):

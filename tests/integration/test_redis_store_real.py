@@ -15,6 +15,7 @@ from llmedge.limits.gcra import Limit, decide
 from llmedge.limits.redis import KEY_PREFIX, SCRIPT_SHA, RedisStore
 from llmedge.redis_connection import parse_url
 from llmedge.limits.store import StoreUnavailable
+from llmedge.testing import polled
 from tests.unit.test_redis_store import messages
 
 
@@ -56,6 +57,10 @@ def client(redis_server):
 
 
 def sleep(seconds):
+    """
+    Real time passing on Redis's own clock (its C{TIME}), which decides
+    the buckets and which no L{Clock} drives.
+    """
     return task.deferLater(reactor, seconds, lambda: None)
 
 
@@ -178,11 +183,8 @@ def test_limits_resume_when_redis_comes_back(redis_server):
             assert (yield store.acquire("key:r", limit)).allowed  # fail-open
         assert store.available is False
         redis_server.start()  # same port, empty
-        deadline = reactor.seconds() + 15
-        while not store.available:
-            assert reactor.seconds() < deadline, "the store did not reconnect"
-            yield store.acquire("key:r", limit)
-            yield sleep(0.1)
+        yield polled(reactor, lambda: store.acquire("key:r", limit).addCallback(
+            lambda _: store.available), timeout=15, interval=0.1, what="the store reconnecting")
         assert not (yield store.acquire("key:r", limit)).allowed  # limited again
         assert [("is unavailable" in m, "is back:" in m) for m in messages(events)] == [
             (True, False), (False, True)]
@@ -198,13 +200,9 @@ def test_stopping_closes_the_connection_to_redis(redis_server, client):
     assert len(clients.strip().splitlines()) == 2
     yield store.stopService()
     # Redis sees the disconnect on its own schedule: ask until it has
-    deadline = reactor.seconds() + 5
-    while True:
-        clients = yield client.execute_command("CLIENT", "LIST")
-        if len(clients.strip().splitlines()) == 1 or reactor.seconds() > deadline:
-            break
-        yield sleep(0.01)
-    assert len(clients.strip().splitlines()) == 1
+    yield polled(reactor, lambda: client.execute_command("CLIENT", "LIST").addCallback(
+        lambda clients: len(clients.strip().splitlines()) == 1), timeout=5,
+        what="redis seeing the store's connection closed")
 
 
 @pytest_twisted.inlineCallbacks

@@ -161,19 +161,28 @@ def test_unexpected_failure_is_a_json_500_without_details(edge):
     assert "secret" not in response.body.decode()
 
 
-def test_disconnect_cancels_the_tracked_work(edge):
-    cancelled = []
-    pending = Deferred(lambda d: cancelled.append(True))
+def asked_and_left(edge, work, cancelled):
+    """
+    A client that asks for a chat completion the provider answers with
+    C{work}, still under way (nothing C{cancelled} yet), and leaves: what
+    it was sent.
+    """
     provider = edge.service.router.route("mock").targets[0].provider
-    provider.chat_completion = lambda call, model: pending
+    provider.chat_completion = lambda call, model: work
     connection = edge.connect()
     connection.send(raw_request(
         "POST", "/v1/chat/completions",
         {"model": "mock", "messages": [{"role": "user", "content": "x"}]}))
     assert cancelled == []
     connection.lose()
+    return connection.transport.value()
+
+
+def test_disconnect_cancels_the_tracked_work(edge):
+    cancelled = []
+    pending = Deferred(lambda d: cancelled.append(True))
+    assert asked_and_left(edge, pending, cancelled) == b""
     assert cancelled == [True]
-    assert connection.transport.value() == b""
 
 
 def test_malformed_form_body_gets_json_415_not_a_bare_400(edge):
@@ -190,11 +199,5 @@ def test_disconnect_cancels_work_waiting_on_a_deferred_it_fired_into(edge):
     outer = Deferred()
     outer.addCallback(lambda _: inner)  # called already, paused on inner
     outer.callback(None)
-    provider = edge.service.router.route("mock").targets[0].provider
-    provider.chat_completion = lambda call, model: outer
-    connection = edge.connect()
-    connection.send(raw_request(
-        "POST", "/v1/chat/completions",
-        {"model": "mock", "messages": [{"role": "user", "content": "x"}]}))
-    connection.lose()
+    asked_and_left(edge, outer, cancelled)
     assert cancelled == [True]
